@@ -1,0 +1,492 @@
+//! The policy module in a sandboxed wasmtime: no imports, a memory cap, fuel
+//! per call, bounded requests and answers, and every guest pointer checked.
+
+use wasmtime::{
+    Config, Engine, ExternType, FuncType, Instance, InstancePre, Linker, Memory, Module,
+    ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc, ValType,
+};
+
+/// The ABI version this host speaks (SPEC §6).
+pub const ABI_VERSION: i32 = 1;
+
+/// The core module built from this workspace's wasm-plugin, embedded at build time.
+pub static EMBEDDED_MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/srs_policy.wasm"));
+
+/// Limits every instance runs under; each has a safe default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap per instance, in bytes.
+    pub max_memory: usize,
+    /// Fuel (roughly, wasm instructions) for one call.
+    pub fuel_per_call: u64,
+    /// Largest request written into the guest, in bytes.
+    pub max_request: usize,
+    /// Largest answer read back from the guest, in bytes.
+    pub max_answer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory: 64 << 20,
+            fuel_per_call: 2_000_000_000,
+            max_request: 4 << 20,
+            max_answer: 4 << 20,
+        }
+    }
+}
+
+/// Why a module was refused or a call did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("module is not valid WebAssembly: {0}")]
+    Compile(String),
+    #[error("module imports `{module}::{name}`; a policy module must import nothing")]
+    Import { module: String, name: String },
+    #[error("module lacks the export `{name}` ({signature}) of ABI version {ABI_VERSION}")]
+    MissingExport {
+        name: &'static str,
+        signature: &'static str,
+    },
+    #[error("module export `{name}` is not {signature}")]
+    ExportType {
+        name: &'static str,
+        signature: &'static str,
+    },
+    #[error("module reports ABI version {0}; this host speaks version {ABI_VERSION}")]
+    AbiVersion(i32),
+    #[error("module ran out of fuel: a call may use {0} units (fuel limit)")]
+    OutOfFuel(u64),
+    #[error("module tried to grow its memory past the {0}-byte cap (memory limit)")]
+    MemoryCap(usize),
+    #[error("module trapped: {0}")]
+    Trap(String),
+    #[error("request is {len} bytes; the host's request limit is {limit}")]
+    RequestTooLarge { len: usize, limit: usize },
+    #[error("answer is {len} bytes; the host's answer limit is {limit}")]
+    AnswerTooLarge { len: usize, limit: usize },
+    #[error("module returned a buffer at {ptr} of {len} bytes, outside its {memory}-byte memory")]
+    OutOfBounds { ptr: u32, len: u32, memory: usize },
+    #[error("answer is not UTF-8: {0}")]
+    AnswerNotUtf8(std::str::Utf8Error),
+}
+
+/// Host state per store: memory limits, and whether the cap was hit.
+struct HostState {
+    limits: StoreLimits,
+    max_memory: usize,
+    hit_memory_cap: bool,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed || desired > self.max_memory {
+            self.hit_memory_cap = true;
+            return Err(wasmtime::format_err!("memory cap reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+}
+
+/// The exports of ABI version 1: name and wasm signature.
+const EXPORTS: [(&str, &str, &[ValType], &[ValType]); 6] = [
+    ("srs_abi_version", "() -> i32", &[], &[ValType::I32]),
+    (
+        "srs_alloc",
+        "(i32) -> i32",
+        &[ValType::I32],
+        &[ValType::I32],
+    ),
+    (
+        "srs_free",
+        "(i32, i32) -> ()",
+        &[ValType::I32, ValType::I32],
+        &[],
+    ),
+    (
+        "srs_evaluate",
+        "(i32, i32) -> i64",
+        &[ValType::I32, ValType::I32],
+        &[ValType::I64],
+    ),
+    (
+        "srs_set_policy",
+        "(i32, i32) -> i64",
+        &[ValType::I32, ValType::I32],
+        &[ValType::I64],
+    ),
+    (
+        "srs_evaluate_event",
+        "(i32, i32) -> i64",
+        &[ValType::I32, ValType::I32],
+        &[ValType::I64],
+    ),
+];
+
+/// A checked, compiled module: compile once, instantiate cheaply per worker.
+pub struct Plugin {
+    engine: Engine,
+    pre: InstancePre<HostState>,
+    limits: Limits,
+}
+
+impl Plugin {
+    /// The module embedded in this binary.
+    pub fn embedded(limits: Limits) -> Result<Self, SandboxError> {
+        Self::load(EMBEDDED_MODULE, limits)
+    }
+
+    /// Compiles and checks a module: refused if it imports anything, lacks an
+    /// export of ABI version 1 or has one of the wrong type, or reports
+    /// another ABI version.
+    pub fn load(wasm: &[u8], limits: Limits) -> Result<Self, SandboxError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Compile(e.to_string()))?;
+        let module =
+            Module::new(&engine, wasm).map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        if let Some(import) = module.imports().next() {
+            return Err(SandboxError::Import {
+                module: import.module().to_owned(),
+                name: import.name().to_owned(),
+            });
+        }
+        check_exports(&module, &engine)?;
+        let pre = Linker::new(&engine)
+            .instantiate_pre(&module)
+            .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        let plugin = Self {
+            engine,
+            pre,
+            limits,
+        };
+        let mut probe = plugin.instantiate()?;
+        let version = probe.abi_version()?;
+        if version != ABI_VERSION {
+            return Err(SandboxError::AbiVersion(version));
+        }
+        Ok(plugin)
+    }
+
+    /// The limits instances of this plugin run under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A fresh instance with its own store and memory.
+    pub fn instantiate(&self) -> Result<PluginInstance, SandboxError> {
+        let state = HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory)
+                .instances(1)
+                .build(),
+            max_memory: self.limits.max_memory,
+            hit_memory_cap: false,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s);
+        store
+            .set_fuel(self.limits.fuel_per_call)
+            .map_err(|e| SandboxError::Trap(e.to_string()))?;
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &store, self.limits))?;
+        let exports = Exports::get(&instance, &mut store)?;
+        Ok(PluginInstance {
+            store,
+            exports,
+            limits: self.limits,
+            poisoned: false,
+        })
+    }
+}
+
+fn check_exports(module: &Module, engine: &Engine) -> Result<(), SandboxError> {
+    match module.get_export("memory") {
+        Some(ExternType::Memory(_)) => {}
+        _ => {
+            return Err(SandboxError::MissingExport {
+                name: "memory",
+                signature: "memory",
+            });
+        }
+    }
+    for (name, signature, params, results) in EXPORTS {
+        let want = FuncType::new(engine, params.iter().cloned(), results.iter().cloned());
+        match module.get_export(name) {
+            Some(ExternType::Func(found)) if FuncType::eq(&found, &want) => {}
+            Some(_) => return Err(SandboxError::ExportType { name, signature }),
+            None => return Err(SandboxError::MissingExport { name, signature }),
+        }
+    }
+    Ok(())
+}
+
+/// The typed exports of one instance.
+struct Exports {
+    memory: Memory,
+    /// `srs_abi_version: () -> i32`
+    abi_version: TypedFunc<(), i32>,
+    /// `srs_alloc: (len: i32) -> i32`
+    alloc: TypedFunc<i32, i32>,
+    /// `srs_free: (ptr: i32, len: i32)`
+    free: TypedFunc<(i32, i32), ()>,
+    /// `srs_evaluate: (ptr: i32, len: i32) -> i64`
+    evaluate: TypedFunc<(i32, i32), i64>,
+    /// `srs_set_policy: (ptr: i32, len: i32) -> i64`
+    set_policy: TypedFunc<(i32, i32), i64>,
+    /// `srs_evaluate_event: (ptr: i32, len: i32) -> i64`
+    evaluate_event: TypedFunc<(i32, i32), i64>,
+}
+
+impl Exports {
+    fn get(instance: &Instance, store: &mut Store<HostState>) -> Result<Self, SandboxError> {
+        let missing = |name| SandboxError::MissingExport {
+            name,
+            signature: "",
+        };
+        let memory = instance
+            .get_memory(&mut *store, "memory")
+            .ok_or(missing("memory"))?;
+        let typed = |e: wasmtime::Error| SandboxError::Compile(e.to_string());
+        Ok(Self {
+            memory,
+            abi_version: instance
+                .get_typed_func(&mut *store, "srs_abi_version")
+                .map_err(typed)?,
+            alloc: instance
+                .get_typed_func(&mut *store, "srs_alloc")
+                .map_err(typed)?,
+            free: instance
+                .get_typed_func(&mut *store, "srs_free")
+                .map_err(typed)?,
+            evaluate: instance
+                .get_typed_func(&mut *store, "srs_evaluate")
+                .map_err(typed)?,
+            set_policy: instance
+                .get_typed_func(&mut *store, "srs_set_policy")
+                .map_err(typed)?,
+            evaluate_event: instance
+                .get_typed_func(&mut *store, "srs_evaluate_event")
+                .map_err(typed)?,
+        })
+    }
+}
+
+/// Which answer-returning export to call.
+#[derive(Clone, Copy)]
+enum Call {
+    Evaluate,
+    SetPolicy,
+    EvaluateEvent,
+}
+
+/// One instance, reused across calls until a call fails: after a trap, running
+/// out of fuel or any broken answer it is poisoned and must be replaced.
+pub struct PluginInstance {
+    store: Store<HostState>,
+    exports: Exports,
+    limits: Limits,
+    poisoned: bool,
+}
+
+impl PluginInstance {
+    /// Whether a call failed; a poisoned instance is never used again.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// `srs_abi_version`.
+    pub fn abi_version(&mut self) -> Result<i32, SandboxError> {
+        self.refuel()?;
+        let result = self.exports.abi_version.call(&mut self.store, ());
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// `srs_evaluate`: a request envelope `{"policy": …, "event": …}`.
+    pub fn evaluate(&mut self, request: &[u8]) -> Result<String, SandboxError> {
+        self.call(Call::Evaluate, request)
+    }
+
+    /// `srs_set_policy`: validate and keep a policy in this instance.
+    pub fn set_policy(&mut self, policy: &[u8]) -> Result<String, SandboxError> {
+        self.call(Call::SetPolicy, policy)
+    }
+
+    /// `srs_evaluate_event`: an event against the kept policy.
+    pub fn evaluate_event(&mut self, event: &[u8]) -> Result<String, SandboxError> {
+        self.call(Call::EvaluateEvent, event)
+    }
+
+    fn call(&mut self, which: Call, input: &[u8]) -> Result<String, SandboxError> {
+        if self.poisoned {
+            return Err(SandboxError::Trap(
+                "instance was poisoned by an earlier failure".to_owned(),
+            ));
+        }
+        let result = self.call_inner(which, input);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn call_inner(&mut self, which: Call, input: &[u8]) -> Result<String, SandboxError> {
+        let limit = self.limits.max_request;
+        let len = i32::try_from(input.len())
+            .ok()
+            .filter(|_| input.len() <= limit);
+        let len = len.ok_or(SandboxError::RequestTooLarge {
+            len: input.len(),
+            limit,
+        })?;
+        self.refuel()?;
+        let ptr = self
+            .exports
+            .alloc
+            .call(&mut self.store, len)
+            .map_err(|e| self.fail(e))?;
+        let range = self.checked_range(ptr as u32, len as u32)?;
+        let memory = self.exports.memory.data_mut(&mut self.store);
+        if let Some(buffer) = memory.get_mut(range) {
+            buffer.copy_from_slice(input);
+        }
+        let func = match which {
+            Call::Evaluate => &self.exports.evaluate,
+            Call::SetPolicy => &self.exports.set_policy,
+            Call::EvaluateEvent => &self.exports.evaluate_event,
+        };
+        let packed = func
+            .call(&mut self.store, (ptr, len))
+            .map_err(|e| self.fail(e))?;
+        self.exports
+            .free
+            .call(&mut self.store, (ptr, len))
+            .map_err(|e| self.fail(e))?;
+        let (answer_ptr, answer_len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
+        if answer_len as usize > self.limits.max_answer {
+            return Err(SandboxError::AnswerTooLarge {
+                len: answer_len as usize,
+                limit: self.limits.max_answer,
+            });
+        }
+        let range = self.checked_range(answer_ptr, answer_len)?;
+        let bytes = self
+            .exports
+            .memory
+            .data(&self.store)
+            .get(range)
+            .unwrap_or_default()
+            .to_vec();
+        self.exports
+            .free
+            .call(&mut self.store, (answer_ptr as i32, answer_len as i32))
+            .map_err(|e| self.fail(e))?;
+        String::from_utf8(bytes).map_err(|e| SandboxError::AnswerNotUtf8(e.utf8_error()))
+    }
+
+    /// The memory range `[ptr, ptr + len)`, if it lies inside guest memory.
+    fn checked_range(&self, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, SandboxError> {
+        let memory = self.exports.memory.data_size(&self.store);
+        let start = ptr as usize;
+        match start.checked_add(len as usize) {
+            Some(end) if end <= memory => Ok(start..end),
+            _ => Err(SandboxError::OutOfBounds { ptr, len, memory }),
+        }
+    }
+
+    fn refuel(&mut self) -> Result<(), SandboxError> {
+        self.store
+            .set_fuel(self.limits.fuel_per_call)
+            .map_err(|e| SandboxError::Trap(e.to_string()))
+    }
+
+    fn fail(&mut self, error: wasmtime::Error) -> SandboxError {
+        self.poisoned = true;
+        classify(error, &self.store, self.limits)
+    }
+}
+
+/// Names the limit a failed call ran into, if any.
+fn classify(error: wasmtime::Error, store: &Store<HostState>, limits: Limits) -> SandboxError {
+    if store.data().hit_memory_cap {
+        return SandboxError::MemoryCap(limits.max_memory);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => SandboxError::OutOfFuel(limits.fuel_per_call),
+        _ => SandboxError::Trap(format!("{error:#}")),
+    }
+}
+
+/// One worker's view of a plugin: an instance reused across calls, replaced by
+/// a fresh one after any failure. The kept policy is set again on the new one.
+pub struct Worker<'p> {
+    plugin: &'p Plugin,
+    instance: Option<PluginInstance>,
+    policy: Option<Vec<u8>>,
+}
+
+impl<'p> Worker<'p> {
+    pub fn new(plugin: &'p Plugin) -> Self {
+        Self {
+            plugin,
+            instance: None,
+            policy: None,
+        }
+    }
+
+    /// `srs_evaluate` on a healthy instance.
+    pub fn evaluate(&mut self, request: &[u8]) -> Result<String, SandboxError> {
+        self.instance()?.evaluate(request)
+    }
+
+    /// `srs_set_policy`, remembered for the instances that replace this one.
+    pub fn set_policy(&mut self, policy: &[u8]) -> Result<String, SandboxError> {
+        self.policy = None;
+        let answer = self.instance()?.set_policy(policy)?;
+        self.policy = Some(policy.to_vec());
+        Ok(answer)
+    }
+
+    /// `srs_evaluate_event` against the policy set through this worker.
+    pub fn evaluate_event(&mut self, event: &[u8]) -> Result<String, SandboxError> {
+        self.instance()?.evaluate_event(event)
+    }
+
+    fn instance(&mut self) -> Result<&mut PluginInstance, SandboxError> {
+        if self
+            .instance
+            .as_ref()
+            .is_some_and(PluginInstance::is_poisoned)
+        {
+            self.instance = None;
+        }
+        let instance = match self.instance.take() {
+            Some(instance) => instance,
+            None => {
+                let mut fresh = self.plugin.instantiate()?;
+                if let Some(policy) = &self.policy {
+                    fresh.set_policy(policy)?;
+                }
+                fresh
+            }
+        };
+        Ok(self.instance.insert(instance))
+    }
+}

@@ -1,0 +1,216 @@
+//! Checks on parts of a policy or an event that need nothing else. The JSON parser runs each
+//! as soon as its part is read, so a broken sibling does not hide them; the
+//! typed API runs them all through [`event`].
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::actions::{builtin_class, normalize};
+use crate::answer::ErrorCode;
+use crate::engine::{class_name, wire_name};
+use crate::model::{
+    ActionClass, Compliance, CompliancePolicy, Device, DeviceState, Event, Policy, Provider, User,
+};
+use crate::parse::{MAX_ITEMS, Path, Sink, too_many};
+use crate::time::is_rfc3339;
+
+/// Every policy-independent check on a typed event.
+pub fn event(event: &Event, sink: &mut Sink) {
+    let root = Path::root("event");
+    id(&event.id, &root.field("id"), sink);
+    if let Some(t) = &event.time {
+        time(t, &root.field("time"), sink);
+    }
+    device(&event.device, &root.field("device"), sink);
+    user(&event.user, &root.field("user"), sink);
+    compliance(&event.compliance, &root.field("compliance"), sink);
+}
+
+pub fn id(id: &str, path: &Path<'_>, sink: &mut Sink) {
+    not_blank(id, path, sink, "an event id");
+}
+
+pub fn time(time: &str, path: &Path<'_>, sink: &mut Sink) {
+    if !is_rfc3339(time) {
+        sink.error(
+            ErrorCode::InvalidValue,
+            path,
+            format!("`{time}` is not an RFC 3339 date-time"),
+        );
+    }
+}
+
+pub fn device(device: &Device, path: &Path<'_>, sink: &mut Sink) {
+    not_blank(&device.id, &path.field("id"), sink, "a device id");
+}
+
+/// Each identity given is non-blank, and there is at least one.
+pub fn user(user: &User, path: &Path<'_>, sink: &mut Sink) {
+    for (name, value) in [("upn", &user.upn), ("email", &user.email)] {
+        if let Some(v) = value {
+            not_blank(v, &path.field(name), sink, &format!("`{name}`"));
+        }
+    }
+    if user.upn.is_none() && user.email.is_none() {
+        sink.error(
+            ErrorCode::MissingIdentity,
+            path,
+            "the user needs a `upn` or an `email`",
+        );
+    }
+}
+
+/// `compliant: false` needs violations and `compliant: true` allows none.
+pub fn compliance(compliance: &Compliance, path: &Path<'_>, sink: &mut Sink) {
+    let violations = &compliance.violations;
+    let list = path.field("violations");
+    if violations.len() > MAX_ITEMS {
+        too_many(violations.len(), &list, sink);
+        return;
+    }
+    if compliance.compliant && !violations.is_empty() {
+        sink.error(
+            ErrorCode::InvalidValue,
+            &list,
+            "a compliant device cannot have violations",
+        );
+    } else if !compliance.compliant && violations.is_empty() {
+        sink.error(
+            ErrorCode::InvalidValue,
+            &list,
+            "a non-compliant device needs at least one violation",
+        );
+    }
+    for (i, violation) in violations.iter().enumerate() {
+        let item = list.index(i);
+        not_blank(
+            &violation.policy,
+            &item.field("policy"),
+            sink,
+            "a policy id",
+        );
+    }
+}
+
+/// A required string that must say something.
+pub fn not_blank(value: &str, path: &Path<'_>, sink: &mut Sink, what: &str) {
+    if value.trim().is_empty() {
+        sink.error(
+            ErrorCode::InvalidValue,
+            path,
+            format!("{what} cannot be empty"),
+        );
+    }
+}
+
+/// Every check on a typed policy that does not classify actions.
+pub fn policy(policy: &Policy, sink: &mut Sink) {
+    let root = Path::root("policy");
+    providers(&policy.providers, &root.field("providers"), sink);
+    states(
+        &policy.revoke_on_states,
+        &root.field("revoke_on_states"),
+        sink,
+    );
+    action_map(&policy.actions, &root.field("actions"), sink);
+    compliance_policies(
+        &policy.compliance_policies,
+        &root.field("compliance_policies"),
+        sink,
+    );
+    exempt_users(&policy.exempt_users, &root.field("exempt_users"), sink);
+}
+
+/// One or two providers, none twice.
+pub fn providers(providers: &[Provider], path: &Path<'_>, sink: &mut Sink) {
+    if providers.is_empty() {
+        sink.error(
+            ErrorCode::InvalidValue,
+            path,
+            "at least one provider is required",
+        );
+    }
+    no_duplicates(providers, path, sink);
+}
+
+pub fn states(states: &[DeviceState], path: &Path<'_>, sink: &mut Sink) {
+    no_duplicates(states, path, sink);
+}
+
+/// Custom names are not empty, do not give a built-in action another class,
+/// and do not name one action twice with two classes.
+pub fn action_map(actions: &BTreeMap<String, ActionClass>, path: &Path<'_>, sink: &mut Sink) {
+    let mut seen: BTreeMap<String, (&str, ActionClass)> = BTreeMap::new();
+    for (name, &class) in actions {
+        let item = path.key(name);
+        let key = normalize(name);
+        if key.is_empty() {
+            sink.error(
+                ErrorCode::InvalidValue,
+                &item,
+                "an action name cannot be empty",
+            );
+        } else if let Some(builtin) = builtin_class(&key).filter(|b| *b != class) {
+            let message = format!(
+                "`{name}` is a built-in {} action and cannot be remapped",
+                class_name(builtin)
+            );
+            sink.error(ErrorCode::InvalidValue, &item, message);
+        } else if let Some((first, other)) = seen.get(&key).filter(|(_, c)| *c != class) {
+            let message = format!(
+                "`{name}` is the same action as `{first}`, which is {}",
+                class_name(*other)
+            );
+            sink.error(ErrorCode::InvalidValue, &item, message);
+        } else {
+            seen.entry(key).or_insert((name, class));
+        }
+    }
+}
+
+/// Ids are not blank and not listed twice; at most [`MAX_ITEMS`] policies.
+pub fn compliance_policies(list: &[CompliancePolicy], path: &Path<'_>, sink: &mut Sink) {
+    if list.len() > MAX_ITEMS {
+        too_many(list.len(), path, sink);
+        return;
+    }
+    for (i, cp) in list.iter().enumerate() {
+        let item = path.index(i);
+        let id = item.field("id");
+        not_blank(&cp.id, &id, sink, "a compliance policy id");
+        if list.iter().take(i).any(|earlier| earlier.id == cp.id) {
+            sink.error(
+                ErrorCode::InvalidValue,
+                &id,
+                format!("`{}` is listed twice", cp.id),
+            );
+        }
+    }
+}
+
+pub fn exempt_users(users: &[String], path: &Path<'_>, sink: &mut Sink) {
+    if users.len() > MAX_ITEMS {
+        too_many(users.len(), path, sink);
+        return;
+    }
+    for (i, user) in users.iter().enumerate() {
+        not_blank(user, &path.index(i), sink, "an exempt user");
+    }
+}
+
+fn no_duplicates<T: PartialEq + Serialize>(items: &[T], path: &Path<'_>, sink: &mut Sink) {
+    if items.len() > MAX_ITEMS {
+        too_many(items.len(), path, sink);
+        return;
+    }
+    for (i, item) in items.iter().enumerate() {
+        if items.iter().take(i).any(|earlier| earlier == item) {
+            sink.error(
+                ErrorCode::InvalidValue,
+                &path.index(i),
+                format!("`{}` is listed twice", wire_name(item)),
+            );
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The rules of SPEC §4: a validated policy kept as an [`Engine`], and the
+//! decision for one event.
+
+use std::collections::BTreeMap;
+
+use crate::actions::{builtin_class, normalize, tier_class};
+use crate::answer::{
+    Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, Reason, Revocation, Rule,
+};
+use crate::checks;
+use crate::model::{
+    Action, ActionClass, Compliance, CompliancePolicy, Deployment, Event, Mode, Policy, Provider,
+    UnknownAction,
+};
+use crate::parse::{EventParts, MAX_ITEMS, Path, PolicyParts, Sink, too_many};
+
+/// A violated policy's id and its classified actions.
+type Violated<'e> = (&'e str, Vec<(Action, ActionClass)>);
+
+/// A validated policy, ready to evaluate events.
+///
+/// Validation happens once, in [`Engine::new`]: action names are normalized
+/// and every action in `compliance_policies` is classified, so an unknown one
+/// fails here, referenced by an event or not.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    policy: Policy,
+    classifier: Classifier,
+    /// Configured compliance policies by id: their actions and classes.
+    compliance: BTreeMap<String, Vec<(Action, ActionClass)>>,
+    /// `exempt_users`, lowercased.
+    exempt: Vec<String>,
+    /// Warnings about the policy, repeated in every answer.
+    warnings: Vec<Diagnostic>,
+}
+
+impl Engine {
+    /// Validates `policy`; the error lists every problem found.
+    pub fn new(policy: Policy) -> Result<Self, Vec<Diagnostic>> {
+        let mut sink = Sink::default();
+        checks::policy(&policy, &mut sink);
+        Self::build(policy, sink)
+    }
+
+    /// Finishes validating a policy as the JSON parser left it: `sink` holds
+    /// its errors so far, and compliance policies are still classified when
+    /// the fields that classify them were read.
+    pub(crate) fn from_parts(parts: PolicyParts, mut sink: Sink) -> Result<Self, Vec<Diagnostic>> {
+        match parts.complete() {
+            Ok(policy) => Self::build(policy, sink),
+            Err(parts) => {
+                if let (Some(actions), Some(unknown), Some(list)) = (
+                    &parts.actions,
+                    parts.unknown_action,
+                    &parts.compliance_policies,
+                ) {
+                    Classifier::new(actions, unknown).compliance(list, &mut sink);
+                }
+                Err(sink.errors)
+            }
+        }
+    }
+
+    /// Classifies the compliance policies of a checked policy.
+    fn build(policy: Policy, mut sink: Sink) -> Result<Self, Vec<Diagnostic>> {
+        let classifier = Classifier::new(&policy.actions, policy.unknown_action);
+        let compliance = classifier.compliance(&policy.compliance_policies, &mut sink);
+        if !sink.errors.is_empty() {
+            return Err(sink.errors);
+        }
+        let exempt = policy
+            .exempt_users
+            .iter()
+            .map(|u| u.to_lowercase())
+            .collect();
+        Ok(Self {
+            policy,
+            classifier,
+            compliance,
+            exempt,
+            warnings: sink.warnings,
+        })
+    }
+
+    /// The policy this engine evaluates.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Warnings about the policy, such as unknown actions it treats by `unknown_action`.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    /// Evaluates one event against this policy.
+    pub fn evaluate(&self, event: &Event) -> Answer {
+        let mut sink = Sink::default();
+        checks::event(event, &mut sink);
+        let violations = self.violations(&event.compliance, &mut sink);
+        self.answer(sink, event, violations)
+    }
+
+    /// Evaluates an event as the JSON parser left it: `sink` holds its
+    /// errors so far, and the parts that were read are still classified.
+    pub(crate) fn evaluate_parts(&self, parts: EventParts, mut sink: Sink) -> Answer {
+        match parts.complete() {
+            Ok(event) => {
+                let violations = self.violations(&event.compliance, &mut sink);
+                self.answer(sink, &event, violations)
+            }
+            Err(parts) => {
+                if let Some(compliance) = &parts.compliance {
+                    self.violations(compliance, &mut sink);
+                }
+                Answer::Failure {
+                    errors: sink.errors,
+                }
+            }
+        }
+    }
+
+    fn answer(&self, sink: Sink, event: &Event, violations: Vec<Violated<'_>>) -> Answer {
+        if !sink.errors.is_empty() {
+            return Answer::Failure {
+                errors: sink.errors,
+            };
+        }
+        let mut warnings = self.warnings.clone();
+        warnings.extend(sink.warnings);
+        Answer::Success {
+            decision: Some(self.decide(event, &violations)),
+            warnings,
+        }
+    }
+
+    /// Each violation's policy id and its classified actions: inline if the
+    /// event gives them, else the configured compliance policy's.
+    fn violations<'e>(&'e self, compliance: &'e Compliance, sink: &mut Sink) -> Vec<Violated<'e>> {
+        let root = Path::root("event");
+        let path = root.field("compliance");
+        let list = path.field("violations");
+        if compliance.violations.len() > MAX_ITEMS {
+            return Vec::new(); // reported by checks::compliance
+        }
+        let mut out = Vec::with_capacity(compliance.violations.len());
+        for (i, violation) in compliance.violations.iter().enumerate() {
+            let path = list.index(i);
+            let actions = match &violation.actions {
+                Some(actions) => {
+                    self.classifier
+                        .classify_list(actions, &path.field("actions"), sink)
+                }
+                None => match self.compliance.get(&violation.policy) {
+                    Some(configured) => configured.clone(),
+                    None => {
+                        let message = format!(
+                            "compliance policy `{}` is not in policy.compliance_policies; give its actions inline or configure it",
+                            violation.policy
+                        );
+                        sink.error(
+                            ErrorCode::UnknownCompliancePolicy,
+                            &path.field("policy"),
+                            message,
+                        );
+                        Vec::new()
+                    }
+                },
+            };
+            out.push((violation.policy.as_str(), actions));
+        }
+        out
+    }
+
+    fn decide(&self, event: &Event, violations: &[Violated<'_>]) -> Decision {
+        let policy = &self.policy;
+        let state = event.device.state;
+        let state_trigger = policy.revoke_on_states.contains(&state);
+        let matched = |want: ActionClass| -> Vec<Matched> {
+            violations
+                .iter()
+                .flat_map(|(id, actions)| {
+                    actions
+                        .iter()
+                        .filter(move |(_, c)| *c == want)
+                        .map(move |(a, _)| Matched::Action {
+                            policy: (*id).to_owned(),
+                            action: a.clone(),
+                        })
+                })
+                .collect()
+        };
+        let blocking = if event.compliance.compliant {
+            Vec::new()
+        } else {
+            matched(ActionClass::Blocking)
+        };
+        let exempt_as = self.exempt_identity(event);
+        let standalone = policy.deployment == Deployment::AccessStandaloneSentry;
+
+        let mut reasons = Vec::new();
+        if state_trigger {
+            reasons.push(reason(
+                Rule::DeviceState,
+                format!(
+                    "device state `{}` is in revoke_on_states",
+                    wire_name(&state)
+                ),
+                vec![Matched::State { state }],
+            ));
+        }
+        if !blocking.is_empty() {
+            let message = format!(
+                "the device is out of compliance and a violated policy has a blocking action ({} matched)",
+                blocking.len()
+            );
+            reasons.push(reason(Rule::BlockingAction, message, blocking));
+        }
+        let triggered = !reasons.is_empty();
+
+        let (outcome, access) = match (triggered, exempt_as, standalone) {
+            // A trigger, but the user is exempt: never revoked, never blocked.
+            (true, Some(user), _) => {
+                let message = format!("user `{user}` is in exempt_users");
+                reasons.push(reason(
+                    Rule::ExemptUser,
+                    message,
+                    vec![Matched::User {
+                        user: user.to_owned(),
+                    }],
+                ));
+                (Outcome::NoAction, Access::Allow)
+            }
+            // A trigger where revocation is unsupported: say so, still block at the gate.
+            (true, None, true) => {
+                let message =
+                    "Access + Standalone Sentry deployments do not support session revocation";
+                let deployment = Deployment::AccessStandaloneSentry;
+                reasons.push(reason(
+                    Rule::UnsupportedDeployment,
+                    message.to_owned(),
+                    vec![Matched::Deployment { deployment }],
+                ));
+                (Outcome::Unsupported, Access::Block)
+            }
+            // A trigger: revoke at every configured provider and block at the gate.
+            (true, None, false) => (Outcome::Revoke, Access::Block),
+            // No trigger, compliant.
+            (false, _, _) if event.compliance.compliant => {
+                reasons.push(reason(
+                    Rule::Compliant,
+                    "the device is compliant".to_owned(),
+                    Vec::new(),
+                ));
+                (Outcome::NoAction, Access::Allow)
+            }
+            // No trigger, out of compliance with only non-blocking actions.
+            (false, _, _) => {
+                let message =
+                    "the device is out of compliance, but no violated policy has a blocking action";
+                reasons.push(reason(
+                    Rule::NonBlockingOnly,
+                    message.to_owned(),
+                    matched(ActionClass::NonBlocking),
+                ));
+                (Outcome::NoAction, Access::Allow)
+            }
+        };
+
+        let revocations = if outcome == Outcome::Revoke {
+            policy
+                .providers
+                .iter()
+                .filter_map(|&provider| {
+                    subject(provider, event).map(|subject| Revocation {
+                        provider,
+                        subject: subject.to_owned(),
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+        Decision {
+            event_id: event.id.clone(),
+            outcome,
+            enforced: policy.mode == Mode::Enforce,
+            access,
+            revocations,
+            reasons,
+        }
+    }
+
+    /// The event identity (upn first, then email) found in `exempt_users`.
+    fn exempt_identity<'e>(&self, event: &'e Event) -> Option<&'e str> {
+        [&event.user.upn, &event.user.email]
+            .into_iter()
+            .flatten()
+            .find(|id| self.exempt.contains(&id.to_lowercase()))
+            .map(String::as_str)
+    }
+}
+
+/// How action names are classified under one policy.
+#[derive(Debug, Clone)]
+struct Classifier {
+    /// Custom action classes by normalized name; conflicts are reported by
+    /// `checks::action_map`, and the first spelling wins here.
+    custom: BTreeMap<String, ActionClass>,
+    unknown: UnknownAction,
+}
+
+impl Classifier {
+    fn new(actions: &BTreeMap<String, ActionClass>, unknown: UnknownAction) -> Self {
+        let mut custom = BTreeMap::new();
+        for (name, class) in actions {
+            custom.entry(normalize(name)).or_insert(*class);
+        }
+        Self { custom, unknown }
+    }
+
+    /// Each configured compliance policy's actions, classified; the first of
+    /// a duplicated id wins (`checks::compliance_policies` reports it).
+    fn compliance(
+        &self,
+        list: &[CompliancePolicy],
+        sink: &mut Sink,
+    ) -> BTreeMap<String, Vec<(Action, ActionClass)>> {
+        let mut out = BTreeMap::new();
+        if list.len() > MAX_ITEMS {
+            return out;
+        }
+        let root = Path::root("policy");
+        let path = root.field("compliance_policies");
+        for (i, cp) in list.iter().enumerate() {
+            let item = path.index(i);
+            let classified = self.classify_list(&cp.actions, &item.field("actions"), sink);
+            out.entry(cp.id.clone()).or_insert(classified);
+        }
+        out
+    }
+
+    /// Classifies a non-empty list of actions; an unknown name is an error or
+    /// a warning as `unknown_action` says.
+    fn classify_list(
+        &self,
+        actions: &[Action],
+        path: &Path<'_>,
+        sink: &mut Sink,
+    ) -> Vec<(Action, ActionClass)> {
+        if actions.is_empty() {
+            sink.error(
+                ErrorCode::InvalidValue,
+                path,
+                "at least one action is required; leave `actions` out to look them up",
+            );
+            return Vec::new();
+        }
+        if actions.len() > MAX_ITEMS {
+            too_many(actions.len(), path, sink);
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(actions.len());
+        for (j, action) in actions.iter().enumerate() {
+            if let Some(class) = self.classify(action, &path.index(j), sink) {
+                out.push((action.clone(), class));
+            }
+        }
+        out
+    }
+
+    fn classify(&self, action: &Action, path: &Path<'_>, sink: &mut Sink) -> Option<ActionClass> {
+        let name = match action {
+            Action::Tier(tier) => return Some(tier_class(tier)),
+            Action::Name(name) => name,
+        };
+        let key = normalize(name);
+        if let Some(class) = builtin_class(&key).or_else(|| self.custom.get(&key).copied()) {
+            return Some(class);
+        }
+        let class = match self.unknown {
+            UnknownAction::Error => {
+                let message = format!("action `{name}` is not known; map it in policy.actions");
+                sink.error(ErrorCode::UnknownAction, path, message);
+                return None;
+            }
+            UnknownAction::Blocking => ActionClass::Blocking,
+            UnknownAction::NonBlocking => ActionClass::NonBlocking,
+        };
+        let message = format!(
+            "action `{name}` is not known; treated as {} by policy.unknown_action",
+            class_name(class)
+        );
+        sink.warning(ErrorCode::UnknownAction, path, message);
+        Some(class)
+    }
+}
+
+/// Evaluates `event` under `policy`: one call validating both.
+pub fn evaluate(policy: &Policy, event: &Event) -> Answer {
+    match Engine::new(policy.clone()) {
+        Ok(engine) => engine.evaluate(event),
+        Err(mut errors) => {
+            let mut sink = Sink::default();
+            checks::event(event, &mut sink);
+            errors.append(&mut sink.errors);
+            Answer::Failure { errors }
+        }
+    }
+}
+
+/// `office365` uses upn, else email; `google_workspace` uses email, else upn.
+fn subject(provider: Provider, event: &Event) -> Option<&str> {
+    let user = &event.user;
+    let (first, second) = match provider {
+        Provider::Office365 => (&user.upn, &user.email),
+        Provider::GoogleWorkspace => (&user.email, &user.upn),
+    };
+    first.as_deref().or(second.as_deref())
+}
+
+fn reason(rule: Rule, message: String, matched: Vec<Matched>) -> Reason {
+    Reason {
+        rule,
+        message,
+        matched,
+    }
+}
+
+pub(crate) fn class_name(class: ActionClass) -> &'static str {
+    match class {
+        ActionClass::Blocking => "blocking",
+        ActionClass::NonBlocking => "non-blocking",
+    }
+}
+
+/// A unit enum's name on the wire, e.g. `google_workspace`.
+pub(crate) fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
