@@ -7,6 +7,7 @@ use crate::model::{Action, DeviceState, Provider};
 
 /// What the module says about one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Answer {
     /// The input was evaluated. `decision` is absent only when a policy was
@@ -43,6 +44,7 @@ impl Answer {
 
 /// The decision about one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Decision {
     pub event_id: String,
     pub outcome: Outcome,
@@ -57,6 +59,7 @@ pub struct Decision {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Revoke,
@@ -65,6 +68,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     Allow,
@@ -73,6 +77,7 @@ pub enum Access {
 
 /// End this user's sessions at this provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Revocation {
     pub provider: Provider,
     pub subject: String,
@@ -80,6 +85,7 @@ pub struct Revocation {
 
 /// A rule that fired, why, and what it matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Reason {
     pub rule: Rule,
     pub message: String,
@@ -88,6 +94,7 @@ pub struct Reason {
 
 /// The rule ids of SPEC §4, in the order reasons are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     DeviceState,
@@ -114,6 +121,7 @@ impl Rule {
 
 /// What a rule matched in the input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(untagged)]
 pub enum Matched {
     /// A violated compliance policy and one of its actions, as written.
@@ -130,6 +138,7 @@ pub enum Matched {
 
 /// An error or warning: a stable code, a path into the input, a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[error("{path}: {message}")]
 pub struct Diagnostic {
     pub code: ErrorCode,
@@ -141,6 +150,7 @@ pub struct Diagnostic {
 
 /// The stable error codes of SPEC §5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorCode {
     MalformedJson,

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 /// Which UEM reports the events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Uem {
     Epmm,
@@ -18,6 +19,7 @@ pub enum Uem {
 
 /// How Ivanti Access is deployed; standalone Sentry cannot revoke sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Deployment {
     Access,
@@ -26,6 +28,7 @@ pub enum Deployment {
 
 /// A cloud service provider whose sessions can be revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Office365,
@@ -34,6 +37,7 @@ pub enum Provider {
 
 /// Whether decisions are enforced or only reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     #[default]
@@ -43,6 +47,7 @@ pub enum Mode {
 
 /// A device state as the UEM reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     Active,
@@ -58,6 +63,7 @@ pub enum DeviceState {
 
 /// The class of a compliance action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionClass {
     Blocking,
@@ -66,6 +72,7 @@ pub enum ActionClass {
 
 /// What to do with an action name that is neither built in nor in `policy.actions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownAction {
     #[default]
@@ -76,18 +83,25 @@ pub enum UnknownAction {
 
 /// One tenant's policy (SPEC §2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Policy {
     pub uem: Uem,
     pub deployment: Deployment,
     /// One or two providers, no duplicates; revocations follow this order.
     pub providers: Vec<Provider>,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub mode: Mode,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub revoke_on_states: Vec<DeviceState>,
     /// Custom action names and their class.
+    #[cfg_attr(feature = "ts", tsify(optional, type = "Record<string, ActionClass>"))]
     pub actions: BTreeMap<String, ActionClass>,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub unknown_action: UnknownAction,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub compliance_policies: Vec<CompliancePolicy>,
     /// Users who are never revoked, matched case-insensitively on upn or email.
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub exempt_users: Vec<String>,
 }
 
@@ -117,6 +131,7 @@ impl Policy {
 
 /// A compliance policy as configured in the UEM, with its actions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct CompliancePolicy {
     pub id: String,
     pub actions: Vec<Action>,
@@ -124,6 +139,7 @@ pub struct CompliancePolicy {
 
 /// A compliance action: a name, or an EPMM action-tier object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(untagged)]
 pub enum Action {
     Name(String),
@@ -132,15 +148,21 @@ pub enum Action {
 
 /// EPMM's action tier: which of alert, block, quarantine and wipe are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Tier {
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub alert: bool,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub block: bool,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub quarantine: bool,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub wipe: bool,
 }
 
 /// One device's state as the UEM reports it (SPEC §3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Event {
     /// Unique; the idempotency key downstream.
     pub id: String,
@@ -152,6 +174,7 @@ pub struct Event {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Device {
     pub id: String,
     pub state: DeviceState,
@@ -161,6 +184,7 @@ pub struct Device {
 
 /// The user's identities; at least one must be present.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct User {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upn: Option<String>,
@@ -169,13 +193,16 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Compliance {
     pub compliant: bool,
+    #[cfg_attr(feature = "ts", tsify(optional))]
     pub violations: Vec<Violation>,
 }
 
 /// A violated compliance policy; without `actions`, they are looked up in the policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 pub struct Violation {
     pub policy: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,9 @@
 //! `cargo build -p wasm-plugin --target wasm32-unknown-unknown --profile wasm`
 //! (host-runner's build script does this and embeds the result in `srs`).
 //!
+//! With the `js` feature the same functions are a wasm-bindgen package
+//! instead (SPEC §7, `src/js.rs`), built by `scripts/build-js`.
+//!
 //! Buffers cross the boundary as exact-length boxed slices: `srs_alloc(len)`
 //! and every answer are `Box<[u8]>` of that length, which `srs_free(ptr, len)`
 //! releases. Passing `srs_free` anything else is the caller's bug; it can only
@@ -55,7 +58,10 @@ pub fn evaluate_event(event: &[u8]) -> String {
     })
 }
 
-#[cfg(target_family = "wasm")]
+#[cfg(feature = "js")]
+mod js;
+
+#[cfg(all(target_family = "wasm", not(feature = "js")))]
 #[expect(unsafe_code, reason = "the core ABI passes raw guest pointers")]
 mod abi {
     //! The raw exports. Pointers are offsets into this module's own memory.

@@ -1,0 +1,89 @@
+// The Node build of the package: the third implementation of the vector
+// runner, byte for byte against native policy-core, plus the SPEC §7 API.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import { loadNativeAnswers, loadVectors, root } from "./vectors.mjs";
+
+const require = createRequire(import.meta.url);
+const srs = require("srs-policy");
+const vectors = loadVectors();
+const native = loadNativeAnswers();
+const example = JSON.parse(readFileSync(new URL("examples/policy.json", root), "utf8"));
+const jailbroken = JSON.parse(readFileSync(new URL("examples/events/jailbroken-iphone.json", root), "utf8"));
+
+test("every vector gives the native answer, byte for byte", () => {
+  let compared = 0;
+  for (const file of vectors) {
+    assert.equal(native[file.name]?.length, file.cases.length, `${file.name}: native answers missing`);
+    file.cases.forEach((c, i) => {
+      const answer = JSON.stringify(srs.evaluate(file.policy, c.event));
+      assert.equal(answer, native[file.name][i], `${file.name}: ${c.description}`);
+      compared += 1;
+    });
+  }
+  assert.ok(compared >= 60, `only ${compared} cases`);
+});
+
+test("the kept-policy Engine answers like evaluate under every valid policy", () => {
+  for (const file of vectors) {
+    if (srs.validatePolicy(file.policy).type !== "success") continue;
+    const engine = new srs.Engine(file.policy);
+    file.cases.forEach((c, i) => {
+      assert.equal(JSON.stringify(engine.evaluate(c.event)), native[file.name][i], `${file.name}: ${c.description}`);
+    });
+    engine.free();
+  }
+});
+
+test("validatePolicy accepts the example and lists every error of a bad one", () => {
+  assert.deepEqual(srs.validatePolicy(example), { type: "success", warnings: [] });
+  const bad = srs.validatePolicy({ uem: "intune", deployment: "access", providers: [], extra: 1 });
+  assert.equal(bad.type, "failure");
+  assert.deepEqual(bad.errors.map((e) => e.path), ["policy.uem", "policy.providers", "policy.extra"]);
+});
+
+test("new Engine throws on an invalid policy, with the failure answer attached", () => {
+  assert.throws(() => new srs.Engine({ uem: "epmm" }), (e) => {
+    assert.ok(e instanceof Error);
+    assert.equal(e.answer.type, "failure");
+    assert.deepEqual(e.answer.errors.map((x) => x.code), ["missing-field", "missing-field"]);
+    return true;
+  });
+});
+
+test("plain objects in and out, and undefined is reported, not thrown", () => {
+  const answer = srs.evaluate(example, jailbroken);
+  assert.equal(Object.getPrototypeOf(answer), Object.prototype);
+  assert.equal(answer.decision.outcome, "revoke");
+  const missing = srs.evaluate(example, undefined);
+  assert.deepEqual(missing.errors.map((e) => [e.code, e.path]), [["missing-field", "event"]]);
+});
+
+test("version() is the package version", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  assert.equal(srs.version(), pkg.version);
+});
+
+test("loads as ESM too", async () => {
+  const esm = await import("srs-policy");
+  assert.equal(esm.evaluate(example, jailbroken).decision.outcome, "revoke");
+});
+
+test("200,000 engine.evaluate calls do not grow memory", () => {
+  const engine = new srs.Engine(example);
+  const memory = srs.wasmMemory();
+  for (let i = 0; i < 2_000; i++) engine.evaluate(jailbroken); // warm up the allocator
+  const before = memory.buffer.byteLength;
+  const heapBefore = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 200_000; i++) {
+    const answer = engine.evaluate(jailbroken);
+    if (answer.type !== "success") assert.fail(JSON.stringify(answer));
+  }
+  globalThis.gc?.();
+  assert.equal(memory.buffer.byteLength, before, "wasm linear memory grew");
+  const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+  assert.ok(heapGrowth < 64 * 1024 * 1024, `JS heap grew by ${heapGrowth} bytes`);
+  engine.free();
+});
