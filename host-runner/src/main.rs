@@ -84,6 +84,12 @@ struct SandboxArgs {
     /// Fuel per call (about one unit per wasm instruction).
     #[arg(long, value_name = "UNITS", default_value_t = Limits::default().fuel_per_call)]
     fuel: u64,
+    /// Largest request (policy, event or envelope) handed to the module, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_request)]
+    max_request_bytes: usize,
+    /// Largest answer read back from the module, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_answer)]
+    max_answer_bytes: usize,
 }
 
 impl SandboxArgs {
@@ -91,7 +97,8 @@ impl SandboxArgs {
         let limits = Limits {
             max_memory: self.max_memory_mib.saturating_mul(1 << 20),
             fuel_per_call: self.fuel,
-            ..Limits::default()
+            max_request: self.max_request_bytes,
+            max_answer: self.max_answer_bytes,
         };
         match &self.module {
             Some(path) => {

@@ -103,40 +103,121 @@ impl ResourceLimiter for HostState {
     }
 }
 
-/// The exports of ABI version 1: name and wasm signature.
+/// Declares a typed wrapper for one guest export: its name, its signature as
+/// SPEC §6 states it, and the wasm types checked before instantiation.
+macro_rules! guest_export {
+    ($(#[$doc:meta])* $name:ident = $export:literal, $sig:literal,
+     [$($p:ident),*] -> [$($r:ident),*], $params:ty => $results:ty) => {
+        $(#[$doc])*
+        struct $name(TypedFunc<$params, $results>);
+
+        impl $name {
+            const NAME: &'static str = $export;
+            const SIGNATURE: &'static str = $sig;
+            const PARAMS: &'static [ValType] = &[$(ValType::$p),*];
+            const RESULTS: &'static [ValType] = &[$(ValType::$r),*];
+
+            fn get(instance: &Instance, store: &mut Store<HostState>) -> Result<Self, SandboxError> {
+                instance
+                    .get_typed_func(store, Self::NAME)
+                    .map(Self)
+                    .map_err(|_| SandboxError::ExportType { name: Self::NAME, signature: Self::SIGNATURE })
+            }
+        }
+    };
+}
+
+guest_export!(
+    /// `srs_abi_version: () -> i32`, the ABI version.
+    AbiVersion = "srs_abi_version", "() -> i32", [] -> [I32], () => i32
+);
+guest_export!(
+    /// `srs_alloc: (len: i32) -> i32`, a buffer for a request.
+    Alloc = "srs_alloc", "(len: i32) -> i32", [I32] -> [I32], i32 => i32
+);
+guest_export!(
+    /// `srs_free: (ptr: i32, len: i32)`, releases a request buffer or an answer.
+    Free = "srs_free", "(ptr: i32, len: i32)", [I32, I32] -> [], (i32, i32) => ()
+);
+guest_export!(
+    /// `srs_evaluate: (ptr: i32, len: i32) -> i64`, a request envelope to a packed answer.
+    Evaluate = "srs_evaluate", "(ptr: i32, len: i32) -> i64", [I32, I32] -> [I64], (i32, i32) => i64
+);
+guest_export!(
+    /// `srs_set_policy: (ptr: i32, len: i32) -> i64`, keeps a policy; a packed answer.
+    SetPolicy = "srs_set_policy", "(ptr: i32, len: i32) -> i64", [I32, I32] -> [I64], (i32, i32) => i64
+);
+guest_export!(
+    /// `srs_evaluate_event: (ptr: i32, len: i32) -> i64`, an event to a packed answer.
+    EvaluateEvent = "srs_evaluate_event", "(ptr: i32, len: i32) -> i64", [I32, I32] -> [I64], (i32, i32) => i64
+);
+
+/// Every function export of ABI version 1, checked before instantiation.
 const EXPORTS: [(&str, &str, &[ValType], &[ValType]); 6] = [
-    ("srs_abi_version", "() -> i32", &[], &[ValType::I32]),
     (
-        "srs_alloc",
-        "(i32) -> i32",
-        &[ValType::I32],
-        &[ValType::I32],
+        AbiVersion::NAME,
+        AbiVersion::SIGNATURE,
+        AbiVersion::PARAMS,
+        AbiVersion::RESULTS,
+    ),
+    (Alloc::NAME, Alloc::SIGNATURE, Alloc::PARAMS, Alloc::RESULTS),
+    (Free::NAME, Free::SIGNATURE, Free::PARAMS, Free::RESULTS),
+    (
+        Evaluate::NAME,
+        Evaluate::SIGNATURE,
+        Evaluate::PARAMS,
+        Evaluate::RESULTS,
     ),
     (
-        "srs_free",
-        "(i32, i32) -> ()",
-        &[ValType::I32, ValType::I32],
-        &[],
+        SetPolicy::NAME,
+        SetPolicy::SIGNATURE,
+        SetPolicy::PARAMS,
+        SetPolicy::RESULTS,
     ),
     (
-        "srs_evaluate",
-        "(i32, i32) -> i64",
-        &[ValType::I32, ValType::I32],
-        &[ValType::I64],
-    ),
-    (
-        "srs_set_policy",
-        "(i32, i32) -> i64",
-        &[ValType::I32, ValType::I32],
-        &[ValType::I64],
-    ),
-    (
-        "srs_evaluate_event",
-        "(i32, i32) -> i64",
-        &[ValType::I32, ValType::I32],
-        &[ValType::I64],
+        EvaluateEvent::NAME,
+        EvaluateEvent::SIGNATURE,
+        EvaluateEvent::PARAMS,
+        EvaluateEvent::RESULTS,
     ),
 ];
+
+/// A buffer in guest memory as the ABI passes it: a pointer and a length,
+/// untrusted until checked against the memory's size.
+#[derive(Debug, Clone, Copy)]
+struct GuestSlice {
+    ptr: u32,
+    len: u32,
+}
+
+impl GuestSlice {
+    /// Unpacks an answer's `(ptr << 32) | len`.
+    fn unpack(packed: i64) -> Self {
+        let packed = packed as u64;
+        Self {
+            ptr: (packed >> 32) as u32,
+            len: packed as u32,
+        }
+    }
+
+    /// The ABI's `(ptr: i32, len: i32)`: the same bits, reinterpreted.
+    fn abi(self) -> (i32, i32) {
+        (self.ptr as i32, self.len as i32)
+    }
+
+    /// The byte range, if it lies inside a memory of `memory` bytes.
+    fn range(self, memory: usize) -> Result<std::ops::Range<usize>, SandboxError> {
+        let start = self.ptr as usize;
+        match start.checked_add(self.len as usize) {
+            Some(end) if end <= memory => Ok(start..end),
+            _ => Err(SandboxError::OutOfBounds {
+                ptr: self.ptr,
+                len: self.len,
+                memory,
+            }),
+        }
+    }
+}
 
 /// A checked, compiled module: compile once, instantiate cheaply per worker.
 pub struct Plugin {
@@ -241,50 +322,31 @@ fn check_exports(module: &Module, engine: &Engine) -> Result<(), SandboxError> {
 /// The typed exports of one instance.
 struct Exports {
     memory: Memory,
-    /// `srs_abi_version: () -> i32`
-    abi_version: TypedFunc<(), i32>,
-    /// `srs_alloc: (len: i32) -> i32`
-    alloc: TypedFunc<i32, i32>,
-    /// `srs_free: (ptr: i32, len: i32)`
-    free: TypedFunc<(i32, i32), ()>,
-    /// `srs_evaluate: (ptr: i32, len: i32) -> i64`
-    evaluate: TypedFunc<(i32, i32), i64>,
-    /// `srs_set_policy: (ptr: i32, len: i32) -> i64`
-    set_policy: TypedFunc<(i32, i32), i64>,
-    /// `srs_evaluate_event: (ptr: i32, len: i32) -> i64`
-    evaluate_event: TypedFunc<(i32, i32), i64>,
+    abi_version: AbiVersion,
+    alloc: Alloc,
+    free: Free,
+    evaluate: Evaluate,
+    set_policy: SetPolicy,
+    evaluate_event: EvaluateEvent,
 }
 
 impl Exports {
     fn get(instance: &Instance, store: &mut Store<HostState>) -> Result<Self, SandboxError> {
-        let missing = |name| SandboxError::MissingExport {
-            name,
-            signature: "",
-        };
-        let memory = instance
-            .get_memory(&mut *store, "memory")
-            .ok_or(missing("memory"))?;
-        let typed = |e: wasmtime::Error| SandboxError::Compile(e.to_string());
+        let memory =
+            instance
+                .get_memory(&mut *store, "memory")
+                .ok_or(SandboxError::MissingExport {
+                    name: "memory",
+                    signature: "memory",
+                })?;
         Ok(Self {
             memory,
-            abi_version: instance
-                .get_typed_func(&mut *store, "srs_abi_version")
-                .map_err(typed)?,
-            alloc: instance
-                .get_typed_func(&mut *store, "srs_alloc")
-                .map_err(typed)?,
-            free: instance
-                .get_typed_func(&mut *store, "srs_free")
-                .map_err(typed)?,
-            evaluate: instance
-                .get_typed_func(&mut *store, "srs_evaluate")
-                .map_err(typed)?,
-            set_policy: instance
-                .get_typed_func(&mut *store, "srs_set_policy")
-                .map_err(typed)?,
-            evaluate_event: instance
-                .get_typed_func(&mut *store, "srs_evaluate_event")
-                .map_err(typed)?,
+            abi_version: AbiVersion::get(instance, store)?,
+            alloc: Alloc::get(instance, store)?,
+            free: Free::get(instance, store)?,
+            evaluate: Evaluate::get(instance, store)?,
+            set_policy: SetPolicy::get(instance, store)?,
+            evaluate_event: EvaluateEvent::get(instance, store)?,
         })
     }
 }
@@ -315,7 +377,7 @@ impl PluginInstance {
     /// `srs_abi_version`.
     pub fn abi_version(&mut self) -> Result<i32, SandboxError> {
         self.refuel()?;
-        let result = self.exports.abi_version.call(&mut self.store, ());
+        let result = self.exports.abi_version.0.call(&mut self.store, ());
         result.map_err(|e| self.fail(e))
     }
 
@@ -349,7 +411,7 @@ impl PluginInstance {
 
     fn call_inner(&mut self, which: Call, input: &[u8]) -> Result<String, SandboxError> {
         let limit = self.limits.max_request;
-        let len = i32::try_from(input.len())
+        let len = u32::try_from(input.len())
             .ok()
             .filter(|_| input.len() <= limit);
         let len = len.ok_or(SandboxError::RequestTooLarge {
@@ -360,33 +422,40 @@ impl PluginInstance {
         let ptr = self
             .exports
             .alloc
-            .call(&mut self.store, len)
+            .0
+            .call(&mut self.store, len as i32)
             .map_err(|e| self.fail(e))?;
-        let range = self.checked_range(ptr as u32, len as u32)?;
-        let memory = self.exports.memory.data_mut(&mut self.store);
-        if let Some(buffer) = memory.get_mut(range) {
+        let request = GuestSlice {
+            ptr: ptr as u32,
+            len,
+        };
+        let range = request.range(self.exports.memory.data_size(&self.store))?;
+        if let Some(buffer) = self.exports.memory.data_mut(&mut self.store).get_mut(range) {
             buffer.copy_from_slice(input);
         }
         let func = match which {
-            Call::Evaluate => &self.exports.evaluate,
-            Call::SetPolicy => &self.exports.set_policy,
-            Call::EvaluateEvent => &self.exports.evaluate_event,
+            Call::Evaluate => &self.exports.evaluate.0,
+            Call::SetPolicy => &self.exports.set_policy.0,
+            Call::EvaluateEvent => &self.exports.evaluate_event.0,
         };
         let packed = func
-            .call(&mut self.store, (ptr, len))
+            .call(&mut self.store, request.abi())
             .map_err(|e| self.fail(e))?;
         self.exports
             .free
-            .call(&mut self.store, (ptr, len))
+            .0
+            .call(&mut self.store, request.abi())
             .map_err(|e| self.fail(e))?;
-        let (answer_ptr, answer_len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
-        if answer_len as usize > self.limits.max_answer {
+
+        let answer = GuestSlice::unpack(packed);
+        let limit = self.limits.max_answer;
+        if answer.len as usize > limit {
             return Err(SandboxError::AnswerTooLarge {
-                len: answer_len as usize,
-                limit: self.limits.max_answer,
+                len: answer.len as usize,
+                limit,
             });
         }
-        let range = self.checked_range(answer_ptr, answer_len)?;
+        let range = answer.range(self.exports.memory.data_size(&self.store))?;
         let bytes = self
             .exports
             .memory
@@ -396,19 +465,10 @@ impl PluginInstance {
             .to_vec();
         self.exports
             .free
-            .call(&mut self.store, (answer_ptr as i32, answer_len as i32))
+            .0
+            .call(&mut self.store, answer.abi())
             .map_err(|e| self.fail(e))?;
         String::from_utf8(bytes).map_err(|e| SandboxError::AnswerNotUtf8(e.utf8_error()))
-    }
-
-    /// The memory range `[ptr, ptr + len)`, if it lies inside guest memory.
-    fn checked_range(&self, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, SandboxError> {
-        let memory = self.exports.memory.data_size(&self.store);
-        let start = ptr as usize;
-        match start.checked_add(len as usize) {
-            Some(end) if end <= memory => Ok(start..end),
-            _ => Err(SandboxError::OutOfBounds { ptr, len, memory }),
-        }
     }
 
     fn refuel(&mut self) -> Result<(), SandboxError> {
