@@ -12,7 +12,7 @@ use crate::engine::{class_name, wire_name};
 use crate::model::{
     ActionClass, Compliance, CompliancePolicy, Device, DeviceState, Event, Policy, Provider, User,
 };
-use crate::parse::{MAX_ITEMS, Path, Sink, too_many};
+use crate::parse::{MAX_ITEMS, MAX_STRING, Path, Sink, clip, too_many};
 use crate::time::is_rfc3339;
 
 /// Every policy-independent check on a typed event.
@@ -36,7 +36,7 @@ pub fn time(time: &str, path: &Path<'_>, sink: &mut Sink) {
         sink.error(
             ErrorCode::InvalidValue,
             path,
-            format!("`{time}` is not an RFC 3339 date-time"),
+            format!("`{}` is not an RFC 3339 date-time", clip(time)),
         );
     }
 }
@@ -90,6 +90,31 @@ pub fn compliance(compliance: &Compliance, path: &Path<'_>, sink: &mut Sink) {
             sink,
             "a policy id",
         );
+        if violations
+            .iter()
+            .take(i)
+            .any(|earlier| earlier.policy == violation.policy)
+        {
+            let message = format!(
+                "compliance policy `{}` is listed twice",
+                clip(&violation.policy)
+            );
+            sink.error(ErrorCode::InvalidValue, &item.field("policy"), message);
+        }
+    }
+    let actions: usize = violations
+        .iter()
+        .filter_map(|v| v.actions.as_ref())
+        .map(Vec::len)
+        .sum();
+    total_actions(actions, &list, sink, "violations");
+}
+
+/// More than [`MAX_ITEMS`] actions in one request's lists together is `too-large`.
+fn total_actions(total: usize, path: &Path<'_>, sink: &mut Sink, lists: &str) {
+    if total > MAX_ITEMS {
+        let message = format!("{total} actions in all {lists}; the limit is {MAX_ITEMS}");
+        sink.error(ErrorCode::TooLarge, path, message);
     }
 }
 
@@ -101,6 +126,9 @@ pub fn not_blank(value: &str, path: &Path<'_>, sink: &mut Sink, what: &str) {
             path,
             format!("{what} cannot be empty"),
         );
+    } else if value.len() > MAX_STRING {
+        let message = format!("{} bytes; the limit is {MAX_STRING}", value.len());
+        sink.error(ErrorCode::TooLarge, path, message);
     }
 }
 
@@ -153,13 +181,16 @@ pub fn action_map(actions: &BTreeMap<String, ActionClass>, path: &Path<'_>, sink
             );
         } else if let Some(builtin) = builtin_class(&key).filter(|b| *b != class) {
             let message = format!(
-                "`{name}` is a built-in {} action and cannot be remapped",
+                "`{}` is a built-in {} action and cannot be remapped",
+                clip(name),
                 class_name(builtin)
             );
             sink.error(ErrorCode::InvalidValue, &item, message);
         } else if let Some((first, other)) = seen.get(&key).filter(|(_, c)| *c != class) {
             let message = format!(
-                "`{name}` is the same action as `{first}`, which is {}",
+                "`{}` is the same action as `{}`, which is {}",
+                clip(name),
+                clip(first),
                 class_name(*other)
             );
             sink.error(ErrorCode::InvalidValue, &item, message);
@@ -183,10 +214,12 @@ pub fn compliance_policies(list: &[CompliancePolicy], path: &Path<'_>, sink: &mu
             sink.error(
                 ErrorCode::InvalidValue,
                 &id,
-                format!("`{}` is listed twice", cp.id),
+                format!("`{}` is listed twice", clip(&cp.id)),
             );
         }
     }
+    let actions = list.iter().map(|cp| cp.actions.len()).sum();
+    total_actions(actions, path, sink, "compliance policies");
 }
 
 pub fn exempt_users(users: &[String], path: &Path<'_>, sink: &mut Sink) {

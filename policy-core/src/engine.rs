@@ -12,7 +12,7 @@ use crate::model::{
     Action, ActionClass, Compliance, CompliancePolicy, Deployment, Event, Mode, Policy, Provider,
     UnknownAction,
 };
-use crate::parse::{EventParts, MAX_ITEMS, Path, PolicyParts, Sink, too_many};
+use crate::parse::{EventParts, MAX_ITEMS, Path, PolicyParts, Sink, clip, too_many};
 
 /// A violated policy's id and its classified actions.
 type Violated<'e> = (&'e str, Vec<(Action, ActionClass)>);
@@ -155,7 +155,7 @@ impl Engine {
                     None => {
                         let message = format!(
                             "compliance policy `{}` is not in policy.compliance_policies; give its actions inline or configure it",
-                            violation.policy
+                            clip(&violation.policy)
                         );
                         sink.error(
                             ErrorCode::UnknownCompliancePolicy,
@@ -380,7 +380,10 @@ impl Classifier {
         }
         let class = match self.unknown {
             UnknownAction::Error => {
-                let message = format!("action `{name}` is not known; map it in policy.actions");
+                let message = format!(
+                    "action `{}` is not known; map it in policy.actions",
+                    clip(name)
+                );
                 sink.error(ErrorCode::UnknownAction, path, message);
                 return None;
             }
@@ -388,7 +391,8 @@ impl Classifier {
             UnknownAction::NonBlocking => ActionClass::NonBlocking,
         };
         let message = format!(
-            "action `{name}` is not known; treated as {} by policy.unknown_action",
+            "action `{}` is not known; treated as {} by policy.unknown_action",
+            clip(name),
             class_name(class)
         );
         sink.warning(ErrorCode::UnknownAction, path, message);
@@ -400,11 +404,13 @@ impl Classifier {
 pub fn evaluate(policy: &Policy, event: &Event) -> Answer {
     match Engine::new(policy.clone()) {
         Ok(engine) => engine.evaluate(event),
-        Err(mut errors) => {
+        Err(errors) => {
             let mut sink = Sink::default();
+            sink.append_errors(errors);
             checks::event(event, &mut sink);
-            errors.append(&mut sink.errors);
-            Answer::Failure { errors }
+            Answer::Failure {
+                errors: sink.errors,
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ pub use model::{
     Action, ActionClass, Compliance, CompliancePolicy, Deployment, Device, DeviceState, Event,
     Mode, Policy, Provider, Tier, Uem, UnknownAction, User, Violation,
 };
-pub use parse::{MAX_INPUT_BYTES, MAX_ITEMS};
+pub use parse::{MAX_DIAGNOSTICS, MAX_INPUT_BYTES, MAX_ITEMS, MAX_STRING};
 
 use parse::{Path, Sink};
 
@@ -79,8 +79,8 @@ fn compile(policy: &serde_json::Value, sink: &mut Sink) -> Option<Engine> {
     let parts = parse::policy(policy, &mut own);
     match Engine::from_parts(parts, own) {
         Ok(engine) => Some(engine),
-        Err(mut errors) => {
-            sink.errors.append(&mut errors);
+        Err(errors) => {
+            sink.append_errors(errors);
             None
         }
     }

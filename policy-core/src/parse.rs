@@ -18,8 +18,24 @@ use crate::model::{
 
 /// Requests, policies and events larger than this are `too-large`.
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
-/// Lists (violations, actions, ...) longer than this are `too-large`.
+/// Lists (violations, actions, ...) and objects with more items than this are
+/// `too-large`; so are more actions than this in all violations together, or
+/// in all compliance policies together.
 pub const MAX_ITEMS: usize = 1024;
+/// Strings longer than this many bytes are `too-large`: no identifier, name or
+/// address is longer, and it bounds how much an answer can echo.
+pub const MAX_STRING: usize = 256;
+/// At most this many errors (and warnings) are listed; one more `too-large`
+/// entry says the rest were left out.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// A user-chosen text as messages and paths show it: at most 64 characters.
+pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", s.get(..end).unwrap_or_default()).into(),
+        None => s.into(),
+    }
+}
 
 /// A path into the input, built on the stack and printed only for an error.
 #[derive(Clone, Copy)]
@@ -73,10 +89,10 @@ impl fmt::Display for Path<'_> {
         match self.seg {
             Seg::Root(name) => f.write_str(name),
             Seg::Field(name) if self.parent.is_some_and(|p| !p.is_empty_root()) => {
-                write!(f, ".{name}")
+                write!(f, ".{}", clip(name))
             }
-            Seg::Field(name) => f.write_str(name),
-            Seg::Key(key) => write!(f, "[{}]", Value::String(key.to_owned())),
+            Seg::Field(name) => f.write_str(&clip(name)),
+            Seg::Key(key) => write!(f, "[{}]", Value::String(clip(key).into_owned())),
             Seg::Index(i) => write!(f, "[{i}]"),
         }
     }
@@ -97,18 +113,40 @@ pub struct Sink {
 
 impl Sink {
     pub fn error(&mut self, code: ErrorCode, path: &Path<'_>, message: impl Into<String>) {
-        self.errors.push(Diagnostic {
+        push(&mut self.errors, || Diagnostic {
             code,
             path: path.to_string(),
             message: message.into(),
         });
     }
     pub fn warning(&mut self, code: ErrorCode, path: &Path<'_>, message: impl Into<String>) {
-        self.warnings.push(Diagnostic {
+        push(&mut self.warnings, || Diagnostic {
             code,
             path: path.to_string(),
             message: message.into(),
         });
+    }
+    /// Moves `errors` found elsewhere into this sink, keeping the cap.
+    pub fn append_errors(&mut self, errors: Vec<Diagnostic>) {
+        for error in errors {
+            push(&mut self.errors, || error);
+        }
+    }
+}
+
+/// Adds a diagnostic unless [`MAX_DIAGNOSTICS`] are listed already; the first
+/// one over the cap becomes a `too-large` note, the rest are dropped.
+fn push(list: &mut Vec<Diagnostic>, make: impl FnOnce() -> Diagnostic) {
+    match list.len() {
+        n if n < MAX_DIAGNOSTICS => list.push(make()),
+        n if n == MAX_DIAGNOSTICS => list.push(Diagnostic {
+            code: ErrorCode::TooLarge,
+            path: String::new(),
+            message: format!(
+                "more than {MAX_DIAGNOSTICS} found; only the first {MAX_DIAGNOSTICS} are listed"
+            ),
+        }),
+        _ => {}
     }
 }
 
@@ -252,6 +290,10 @@ pub struct Obj<'v, 'p> {
 impl<'v, 'p> Obj<'v, 'p> {
     pub fn new(v: &'v Value, path: &'p Path<'p>, sink: &mut Sink) -> Option<Self> {
         match v {
+            Value::Object(map) if map.len() > MAX_ITEMS => {
+                too_many(map.len(), path, sink);
+                None
+            }
             Value::Object(map) => Some(Self { map, path }),
             other => {
                 wrong_type(other, "an object", path, sink);
@@ -297,7 +339,11 @@ impl<'v, 'p> Obj<'v, 'p> {
     /// Reports every field not in `known` as `unknown-field`.
     pub fn finish(&self, known: &[&str], sink: &mut Sink) {
         for key in self.map.keys().filter(|k| !known.contains(&k.as_str())) {
-            let message = format!("unknown field `{key}`; expected one of {}", list(known));
+            let message = format!(
+                "unknown field `{}`; expected one of {}",
+                clip(key),
+                list(known)
+            );
             sink.error(ErrorCode::UnknownField, &self.path.field(key), message);
         }
     }
@@ -313,6 +359,11 @@ fn list(names: &[&str]) -> String {
 
 pub fn string<'v>(v: &'v Value, path: &Path<'_>, sink: &mut Sink) -> Option<&'v str> {
     match v {
+        Value::String(s) if s.len() > MAX_STRING => {
+            let message = format!("{} bytes; the limit is {MAX_STRING}", s.len());
+            sink.error(ErrorCode::TooLarge, path, message);
+            None
+        }
         Value::String(s) => Some(s),
         other => {
             wrong_type(other, "a string", path, sink);
@@ -344,7 +395,7 @@ fn one_of<T: Copy + 'static>(
         let found = table.iter().find(|(name, _)| *name == s).map(|(_, t)| *t);
         if found.is_none() {
             let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            let message = format!("`{s}` is not one of {}", list(&names));
+            let message = format!("`{}` is not one of {}", clip(s), list(&names));
             sink.error(ErrorCode::InvalidValue, path, message);
         }
         found
@@ -562,7 +613,15 @@ fn action_map(
     let class = one_of(CLASSES);
     let parsed: Vec<Option<(String, ActionClass)>> = map
         .iter()
-        .map(|(name, v)| class(v, &path.key(name), sink).map(|c| (name.clone(), c)))
+        .map(|(name, v)| {
+            let path = path.key(name);
+            if name.len() > MAX_STRING {
+                let message = format!("{} bytes; the limit is {MAX_STRING}", name.len());
+                sink.error(ErrorCode::TooLarge, &path, message);
+                return None;
+            }
+            class(v, &path, sink).map(|c| (name.clone(), c))
+        })
         .collect();
     parsed.into_iter().collect()
 }
@@ -580,7 +639,7 @@ fn compliance_policy(v: &Value, path: &Path<'_>, sink: &mut Sink) -> Option<Comp
 
 fn action(v: &Value, path: &Path<'_>, sink: &mut Sink) -> Option<Action> {
     match v {
-        Value::String(name) => Some(Action::Name(name.clone())),
+        Value::String(_) => string(v, path, sink).map(|name| Action::Name(name.to_owned())),
         Value::Object(_) => {
             let obj = Obj::new(v, path, sink)?;
             let flag = |name, sink: &mut Sink| obj.optional(name, sink, boolean);

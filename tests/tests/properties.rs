@@ -101,19 +101,25 @@ fn event(blocking_allowed: bool) -> impl Strategy<Value = Event> {
             }),
         0..4,
     );
-    (state(), user(), violations).prop_map(|(state, user, violations)| Event {
-        id: "evt-1".to_owned(),
-        time: None,
-        device: Device {
-            id: "dev-1".to_owned(),
-            state,
-            platform: None,
-        },
-        user,
-        compliance: Compliance {
-            compliant: violations.is_empty(),
-            violations,
-        },
+    (state(), user(), violations).prop_map(|(state, user, mut violations)| {
+        // A violated policy is listed once per event.
+        for (i, v) in violations.iter_mut().enumerate() {
+            v.policy = format!("{}-{i}", v.policy);
+        }
+        Event {
+            id: "evt-1".to_owned(),
+            time: None,
+            device: Device {
+                id: "dev-1".to_owned(),
+                state,
+                platform: None,
+            },
+            user,
+            compliance: Compliance {
+                compliant: violations.is_empty(),
+                violations,
+            },
+        }
     })
 }
 
