@@ -1,7 +1,7 @@
 //! Hostile modules, written in WAT, loaded through the real loader and run
 //! through a `Worker`: each is refused at load or fails its call with the
 //! error that names what it broke, in bounded time, and a good module still
-//! answers afterwards. The last tests show each limit is what stops them.
+//! answers afterwards. Some tests show each limit is what stops them.
 
 #![allow(
     clippy::unwrap_used,
@@ -33,6 +33,8 @@ struct Wat<'a> {
     evaluate: &'a str,
     /// Data segments and other fields after the functions.
     data: &'a str,
+    /// What `srs_abi_version` reports.
+    version: i32,
 }
 
 impl Default for Wat<'_> {
@@ -45,6 +47,7 @@ impl Default for Wat<'_> {
                     (local.get $p)",
             evaluate: "(i64.const 0)",
             data: "",
+            version: 1,
         }
     }
 }
@@ -57,13 +60,14 @@ impl Wat<'_> {
             alloc,
             evaluate,
             data,
+            version,
         } = self;
         wat::parse_str(format!(
             r#"(module
                 {imports}
                 (memory (export "memory") {pages})
                 (global $next (mut i32) (i32.const 1024))
-                (func (export "srs_abi_version") (result i32) (i32.const 1))
+                (func (export "srs_abi_version") (result i32) (i32.const {version}))
                 (func (export "srs_alloc") (param $len i32) (result i32) (local $p i32) {alloc})
                 (func (export "srs_free") (param i32 i32))
                 (func (export "srs_evaluate") (param i32 i32) (result i64) {evaluate})
@@ -481,4 +485,98 @@ fn amplifying_requests_get_the_native_answer_in_the_sandbox() {
         assert_eq!(worker.evaluate(request.as_bytes()).unwrap(), native);
         assert!(start.elapsed() < Duration::from_secs(10));
     }
+}
+
+#[test]
+fn a_module_importing_anything_is_refused() {
+    let wasm = wat::parse_str(r#"(module (import "env" "clock" (func)))"#).unwrap();
+    let err = refused(&wasm, Limits::default());
+    assert!(matches!(err, SandboxError::Import { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "module imports `env::clock`; a policy module must import nothing"
+    );
+}
+
+#[test]
+fn another_abi_version_is_refused() {
+    let wasm = Wat {
+        version: 2,
+        ..Wat::default()
+    }
+    .wasm();
+    let err = refused(&wasm, Limits::default());
+    assert_eq!(
+        err.to_string(),
+        "module reports ABI version 2; this host speaks version 1"
+    );
+}
+
+#[test]
+fn a_missing_or_mistyped_export_is_refused() {
+    let wasm = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "srs_abi_version") (result i32) (i32.const 1)))"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        refused(&wasm, Limits::default()),
+        SandboxError::MissingExport {
+            name: "srs_alloc",
+            ..
+        }
+    ));
+    let wasm = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "srs_abi_version") (result i64) (i64.const 1)))"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        refused(&wasm, Limits::default()),
+        SandboxError::ExportType {
+            name: "srs_abi_version",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_answer_outside_memory_is_refused() {
+    // 16 bytes at 0xFFF8: past the end of the single 64 KiB page.
+    let wasm = Wat {
+        evaluate: &packed(0xFFF8, 16),
+        ..Wat::default()
+    }
+    .wasm();
+    let err = evaluate(&load(&wasm, Limits::default()), b"{}").unwrap_err();
+    assert!(matches!(err, SandboxError::OutOfBounds { .. }), "{err}");
+}
+
+#[test]
+fn a_poisoned_instance_is_replaced() {
+    let limits = Limits {
+        fuel_per_call: 1_000_000,
+        ..Limits::default()
+    };
+    // Loops only when the request is longer than 2 bytes.
+    let body = format!(
+        "(if (i32.gt_u (local.get 1) (i32.const 2)) (then (loop $l (br $l)))) {}",
+        packed(512, 2)
+    );
+    let wasm = Wat {
+        evaluate: &body,
+        data: EMPTY_OBJECT,
+        ..Wat::default()
+    }
+    .wasm();
+    let plugin = load(&wasm, limits);
+    let mut worker = Worker::new(&plugin);
+    assert_eq!(worker.evaluate(b"{}").unwrap(), "{}");
+    assert!(matches!(
+        worker.evaluate(b"long"),
+        Err(SandboxError::OutOfFuel(_))
+    ));
+    assert_eq!(
+        worker.evaluate(b"{}").unwrap(),
+        "{}",
+        "a fresh instance answers after the failure"
+    );
 }
