@@ -2,7 +2,7 @@
 //! as soon as its part is read, so a broken sibling does not hide them; the
 //! typed API runs them all through [`event`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -82,6 +82,7 @@ pub fn compliance(compliance: &Compliance, path: &Path<'_>, sink: &mut Sink) {
             "a non-compliant device needs at least one violation",
         );
     }
+    let mut seen = BTreeSet::new();
     for (i, violation) in violations.iter().enumerate() {
         let item = list.index(i);
         not_blank(
@@ -90,11 +91,7 @@ pub fn compliance(compliance: &Compliance, path: &Path<'_>, sink: &mut Sink) {
             sink,
             "a policy id",
         );
-        if violations
-            .iter()
-            .take(i)
-            .any(|earlier| earlier.policy == violation.policy)
-        {
+        if !seen.insert(violation.policy.as_str()) {
             let message = format!(
                 "compliance policy `{}` is listed twice",
                 clip(&violation.policy)
@@ -206,11 +203,12 @@ pub fn compliance_policies(list: &[CompliancePolicy], path: &Path<'_>, sink: &mu
         too_many(list.len(), path, sink);
         return;
     }
+    let mut seen = BTreeSet::new();
     for (i, cp) in list.iter().enumerate() {
         let item = path.index(i);
         let id = item.field("id");
         not_blank(&cp.id, &id, sink, "a compliance policy id");
-        if list.iter().take(i).any(|earlier| earlier.id == cp.id) {
+        if !seen.insert(cp.id.as_str()) {
             sink.error(
                 ErrorCode::InvalidValue,
                 &id,
