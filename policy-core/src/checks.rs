@@ -12,7 +12,7 @@ use crate::engine::{class_name, wire_name};
 use crate::model::{
     ActionClass, Compliance, CompliancePolicy, Device, DeviceState, Event, Policy, Provider, User,
 };
-use crate::parse::{MAX_ITEMS, MAX_STRING, Path, Sink, clip, too_many};
+use crate::parse::{MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::time::is_rfc3339;
 
 /// Every policy-independent check on a typed event.
@@ -123,9 +123,8 @@ pub fn not_blank(value: &str, path: &Path<'_>, sink: &mut Sink, what: &str) {
             path,
             format!("{what} cannot be empty"),
         );
-    } else if value.len() > MAX_STRING {
-        let message = format!("{} bytes; the limit is {MAX_STRING}", value.len());
-        sink.error(ErrorCode::TooLarge, path, message);
+    } else {
+        too_long(value, path, sink);
     }
 }
 

@@ -359,11 +359,7 @@ fn list(names: &[&str]) -> String {
 
 pub fn string<'v>(v: &'v Value, path: &Path<'_>, sink: &mut Sink) -> Option<&'v str> {
     match v {
-        Value::String(s) if s.len() > MAX_STRING => {
-            let message = format!("{} bytes; the limit is {MAX_STRING}", s.len());
-            sink.error(ErrorCode::TooLarge, path, message);
-            None
-        }
+        Value::String(s) if too_long(s, path, sink) => None,
         Value::String(s) => Some(s),
         other => {
             wrong_type(other, "a string", path, sink);
@@ -431,6 +427,16 @@ pub fn too_many(len: usize, path: &Path<'_>, sink: &mut Sink) {
         path,
         format!("{len} items; the limit is {MAX_ITEMS}"),
     );
+}
+
+/// Reports a string over [`MAX_STRING`] bytes as `too-large`; true if it was.
+pub fn too_long(s: &str, path: &Path<'_>, sink: &mut Sink) -> bool {
+    let long = s.len() > MAX_STRING;
+    if long {
+        let message = format!("{} bytes; the limit is {MAX_STRING}", s.len());
+        sink.error(ErrorCode::TooLarge, path, message);
+    }
+    long
 }
 
 const UEMS: &[(&str, Uem)] = &[("epmm", Uem::Epmm), ("neurons_mdm", Uem::NeuronsMdm)];
@@ -615,9 +621,7 @@ fn action_map(
         .iter()
         .map(|(name, v)| {
             let path = path.key(name);
-            if name.len() > MAX_STRING {
-                let message = format!("{} bytes; the limit is {MAX_STRING}", name.len());
-                sink.error(ErrorCode::TooLarge, &path, message);
+            if too_long(name, &path, sink) {
                 return None;
             }
             class(v, &path, sink).map(|c| (name.clone(), c))
