@@ -1,0 +1,560 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+//! The run journal (SPEC §8), on real SQLite files.
+
+use std::path::{Path, PathBuf};
+
+use host_runner::journal::{
+    Attempt, AttemptResult, Durability, Journal, JournalError, NewEvent, Recorded, SCHEMA_VERSION,
+    SqliteJournal, TaskCounts, TaskRef, TaskState,
+};
+
+const O365: &str = "office365";
+const GOOGLE: &str = "google_workspace";
+const ALICE: &[(&str, &str)] = &[(O365, "alice@example.com"), (GOOGLE, "alice@example.com")];
+const ALICE_O365: &[(&str, &str)] = &[(O365, "alice@example.com")];
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    (dir, path)
+}
+
+fn open(path: &Path) -> SqliteJournal {
+    SqliteJournal::open(path, Durability::Full).unwrap()
+}
+
+fn event<'a>(id: &'a str, revocations: &'a [(&'a str, &'a str)]) -> NewEvent<'a> {
+    NewEvent {
+        id,
+        received_ms: 1_000,
+        outcome: "revoke",
+        enforced: true,
+        dry_run: false,
+        decision: r#"{"outcome":"revoke"}"#,
+        revocations,
+    }
+}
+
+fn dry(e: NewEvent<'_>) -> NewEvent<'_> {
+    NewEvent { dry_run: true, ..e }
+}
+
+fn new_tasks(recorded: Recorded) -> Vec<TaskRef> {
+    match recorded {
+        Recorded::New { tasks } => tasks,
+        Recorded::Duplicate => panic!("expected a new event, got a duplicate"),
+    }
+}
+
+fn attempt(result: AttemptResult) -> Attempt<'static> {
+    Attempt {
+        at_ms: 2_000,
+        http_status: Some(503),
+        error_code: Some("unavailable"),
+        provider_code: Some("ServiceUnavailable"),
+        message: Some("try later"),
+        result,
+    }
+}
+
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+fn user_version(path: &Path) -> i64 {
+    raw(path)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn migrations_create_the_schema_and_set_user_version() {
+    let (_dir, path) = temp();
+    drop(open(&path));
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 1);
+    let conn = raw(&path);
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    tables.sort();
+    assert_eq!(tables, ["attempts", "events", "task_events", "tasks"]);
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Coalescing is a database invariant: one pending task per (provider, subject).
+    let insert = "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
+                  VALUES ('office365', 'bob@example.com', ?1, 0, 0)";
+    conn.execute(insert, ["done"]).unwrap();
+    conn.execute(insert, ["pending"]).unwrap();
+    assert!(conn.execute(insert, ["pending"]).is_err());
+    assert!(conn.execute(insert, ["cancelled"]).is_err());
+}
+
+#[test]
+fn reopening_keeps_data_and_does_not_rerun_migrations() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    drop(j);
+    // A rerun of migration 1 would fail on CREATE TABLE.
+    let mut j = SqliteJournal::open(&path, Durability::Normal).unwrap();
+    assert_eq!(
+        j.record_event(&event("e1", ALICE)).unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(j.status().unwrap().events, 1);
+    assert_eq!(j.pending_tasks().unwrap().len(), 2);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let (_dir, path) = temp();
+    drop(open(&path));
+    raw(&path)
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    let err = SqliteJournal::open(&path, Durability::Full).unwrap_err();
+    assert!(
+        matches!(err, JournalError::NewerSchema { found, known, .. }
+            if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.starts_with("the journal "), "{message}");
+    assert!(
+        message.ends_with("was written by a newer srs (schema version 2, this srs knows up to 1)"),
+        "{message}"
+    );
+    // Refusing left the file alone.
+    assert_eq!(user_version(&path), SCHEMA_VERSION + 1);
+}
+
+#[test]
+fn a_duplicate_event_id_creates_nothing() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| !t.coalesced));
+    assert_eq!(tasks[0].provider, O365);
+    assert_eq!(tasks[1].provider, GOOGLE);
+    assert_eq!(
+        j.record_event(&event("e1", ALICE)).unwrap(),
+        Recorded::Duplicate
+    );
+    let status = j.status().unwrap();
+    assert_eq!(status.events, 1);
+    assert_eq!(status.tasks.pending, 2);
+    for task in j.pending_tasks().unwrap() {
+        assert_eq!(task.events, ["e1"]);
+    }
+}
+
+#[test]
+fn a_real_run_replaces_a_dry_run_row() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let dry_tasks = new_tasks(j.record_event(&dry(event("e1", ALICE))).unwrap());
+    assert!(dry_tasks.is_empty());
+    assert!(j.pending_tasks().unwrap().is_empty());
+    let status = j.status().unwrap();
+    assert_eq!((status.events, status.dry_run_events), (0, 1));
+    // A second dry run sees the id as journaled.
+    assert_eq!(
+        j.record_event(&dry(event("e1", ALICE))).unwrap(),
+        Recorded::Duplicate
+    );
+
+    let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    assert_eq!(tasks.len(), 2);
+    let status = j.status().unwrap();
+    assert_eq!((status.events, status.dry_run_events), (1, 0));
+    assert_eq!(status.tasks.pending, 2);
+    assert_eq!(
+        j.record_event(&event("e1", ALICE)).unwrap(),
+        Recorded::Duplicate
+    );
+}
+
+#[test]
+fn a_dry_run_after_a_real_run_is_a_duplicate() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    assert_eq!(
+        j.record_event(&dry(event("e1", ALICE))).unwrap(),
+        Recorded::Duplicate
+    );
+    let status = j.status().unwrap();
+    assert_eq!((status.events, status.dry_run_events), (1, 0));
+}
+
+#[test]
+fn pending_tasks_coalesce_until_done() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let first = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap());
+    let second = new_tasks(j.record_event(&event("e2", ALICE)).unwrap());
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].coalesced);
+    assert_eq!(second.len(), 2);
+    assert_eq!(second[0].id, first[0].id);
+    assert!(second[0].coalesced);
+    assert!(!second[1].coalesced);
+
+    let pending = j.pending_tasks().unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].id, first[0].id);
+    assert_eq!(pending[0].events, ["e1", "e2"]);
+    assert_eq!(pending[1].events, ["e2"]);
+
+    // Once done, the next event needs a new task.
+    let done = Attempt {
+        http_status: Some(204),
+        error_code: None,
+        provider_code: None,
+        message: None,
+        ..attempt(AttemptResult::Done)
+    };
+    assert_eq!(
+        j.record_attempt(first[0].id, &done).unwrap(),
+        TaskState::Done
+    );
+    let third = new_tasks(j.record_event(&event("e3", ALICE_O365)).unwrap());
+    assert_eq!(third.len(), 1);
+    assert_ne!(third[0].id, first[0].id);
+    assert!(!third[0].coalesced);
+    let pending = j.pending_tasks().unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[1].id, third[0].id);
+    assert_eq!(pending[1].events, ["e3"]);
+}
+
+#[test]
+fn the_same_revocation_twice_in_one_decision_is_one_task() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let twice = [ALICE_O365[0], ALICE_O365[0]];
+    let tasks = new_tasks(j.record_event(&event("e1", &twice)).unwrap());
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(j.pending_tasks().unwrap()[0].events, ["e1"]);
+}
+
+#[test]
+fn retry_keeps_the_task_pending_and_counts_attempts() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
+    for _ in 0..3 {
+        assert_eq!(
+            j.record_attempt(id, &attempt(AttemptResult::Retry))
+                .unwrap(),
+            TaskState::Pending
+        );
+    }
+    let pending = j.pending_tasks().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].attempts, 3);
+    let rows: i64 = raw(&path)
+        .query_row(
+            "SELECT count(*) FROM attempts WHERE task_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 3);
+}
+
+#[test]
+fn a_failed_attempt_ends_the_task_and_shows_in_status() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
+    j.record_attempt(id, &attempt(AttemptResult::Retry))
+        .unwrap();
+    new_tasks(j.record_event(&event("e2", ALICE_O365)).unwrap());
+    let failed = Attempt {
+        at_ms: 3_000,
+        http_status: Some(404),
+        error_code: Some("user-not-found"),
+        provider_code: Some("Request_ResourceNotFound"),
+        message: Some("user not found"),
+        result: AttemptResult::Failed,
+    };
+    assert_eq!(j.record_attempt(id, &failed).unwrap(), TaskState::Failed);
+
+    let status = j.status().unwrap();
+    assert_eq!(
+        status.tasks,
+        TaskCounts {
+            pending: 0,
+            done: 0,
+            failed: 1
+        }
+    );
+    assert_eq!(status.failed.len(), 1);
+    let f = &status.failed[0];
+    assert_eq!(f.id, id);
+    assert_eq!((f.provider.as_str(), f.subject.as_str()), ALICE_O365[0]);
+    assert_eq!(f.http_status, Some(404));
+    assert_eq!(f.error_code.as_deref(), Some("user-not-found"));
+    assert_eq!(f.provider_code.as_deref(), Some("Request_ResourceNotFound"));
+    assert_eq!(f.message.as_deref(), Some("user not found"));
+    assert_eq!(f.attempts, 2);
+    assert_eq!(f.updated_ms, 3_000);
+    assert_eq!(f.events, ["e1", "e2"]);
+    assert!(j.pending_tasks().unwrap().is_empty());
+}
+
+#[test]
+fn a_done_attempt_ends_the_task() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
+    let done = Attempt {
+        at_ms: 2_500,
+        http_status: Some(200),
+        error_code: None,
+        provider_code: None,
+        message: None,
+        result: AttemptResult::Done,
+    };
+    assert_eq!(j.record_attempt(id, &done).unwrap(), TaskState::Done);
+    let status = j.status().unwrap();
+    assert_eq!(status.tasks.done, 1);
+    assert_eq!(status.tasks.pending, 0);
+    assert!(status.failed.is_empty());
+}
+
+#[test]
+fn attempts_on_finished_or_unknown_tasks_are_refused() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    let (a, b) = (tasks[0].id, tasks[1].id);
+    j.record_attempt(a, &attempt(AttemptResult::Done)).unwrap();
+    j.record_attempt(b, &attempt(AttemptResult::Failed))
+        .unwrap();
+    for (id, state) in [(a, TaskState::Done), (b, TaskState::Failed)] {
+        let err = j
+            .record_attempt(id, &attempt(AttemptResult::Retry))
+            .unwrap_err();
+        assert!(
+            matches!(err, JournalError::NotPending { id: i, state: s } if i == id && s == state),
+            "{err:?}"
+        );
+    }
+    let err = j
+        .record_attempt(999, &attempt(AttemptResult::Retry))
+        .unwrap_err();
+    assert!(matches!(err, JournalError::UnknownTask(999)), "{err:?}");
+
+    // A batch with one bad attempt records none of them.
+    let c = new_tasks(j.record_event(&event("e2", ALICE_O365)).unwrap())[0].id;
+    let batch = [
+        (c, attempt(AttemptResult::Retry)),
+        (a, attempt(AttemptResult::Retry)),
+    ];
+    assert!(j.record_attempts(&batch).is_err());
+    assert_eq!(j.pending_tasks().unwrap()[0].attempts, 0);
+    let rows: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 2);
+}
+
+#[test]
+fn pending_tasks_survive_a_crash() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let first = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    new_tasks(j.record_event(&event("e2", ALICE_O365)).unwrap());
+    j.record_attempt(first[1].id, &attempt(AttemptResult::Retry))
+        .unwrap();
+    // The run dies before any task finishes.
+    drop(j);
+
+    let mut j = open(&path);
+    let pending = j.pending_tasks().unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].id, first[0].id);
+    assert_eq!(pending[0].provider, O365);
+    assert_eq!(pending[0].subject, "alice@example.com");
+    assert_eq!(pending[0].events, ["e1", "e2"]);
+    assert_eq!(pending[0].attempts, 0);
+    assert_eq!(pending[1].id, first[1].id);
+    assert_eq!(pending[1].events, ["e1"]);
+    assert_eq!(pending[1].attempts, 1);
+}
+
+#[test]
+fn report_only_and_no_action_events_create_no_tasks() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let report_only = NewEvent {
+        enforced: false,
+        ..event("e1", ALICE)
+    };
+    assert!(new_tasks(j.record_event(&report_only).unwrap()).is_empty());
+    let no_action = NewEvent {
+        outcome: "no_action",
+        decision: r#"{"outcome":"no_action"}"#,
+        ..event("e2", &[])
+    };
+    assert!(new_tasks(j.record_event(&no_action).unwrap()).is_empty());
+    let status = j.status().unwrap();
+    assert_eq!(status.events, 2);
+    assert_eq!(status.tasks, TaskCounts::default());
+    // Both are seen: a repeat is a duplicate.
+    assert_eq!(j.record_event(&report_only).unwrap(), Recorded::Duplicate);
+    // The decision is kept for audit.
+    let decision: String = raw(&path)
+        .query_row("SELECT decision FROM events WHERE id = 'e2'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(decision, r#"{"outcome":"no_action"}"#);
+}
+
+#[test]
+fn an_unknown_outcome_is_refused() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let bad = NewEvent {
+        outcome: "revoke_all",
+        ..event("e1", ALICE)
+    };
+    let err = j.record_event(&bad).unwrap_err();
+    assert!(
+        matches!(err, JournalError::InvalidOutcome { .. }),
+        "{err:?}"
+    );
+    assert_eq!(j.status().unwrap().events, 0);
+}
+
+#[test]
+fn a_batch_of_a_thousand_events_is_one_call() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let ids: Vec<String> = (0..1_000).map(|i| format!("e{i}")).collect();
+    let subjects: Vec<String> = (0..100).map(|i| format!("user{i}@example.com")).collect();
+    let revocations: Vec<[(&str, &str); 1]> = (0..1_000)
+        .map(|i| [(O365, subjects[i % 100].as_str())])
+        .collect();
+    let mut events: Vec<NewEvent<'_>> = ids
+        .iter()
+        .zip(&revocations)
+        .map(|(id, r)| event(id, r))
+        .collect();
+    // An id repeated within the batch is a duplicate of its first occurrence.
+    events.push(event("e0", ALICE));
+    let recorded = j.record_events(&events).unwrap();
+    assert_eq!(recorded.len(), 1_001);
+    assert_eq!(recorded[1_000], Recorded::Duplicate);
+    let (mut fresh, mut coalesced) = (0, 0);
+    for r in recorded.into_iter().take(1_000) {
+        let tasks = new_tasks(r);
+        assert_eq!(tasks.len(), 1);
+        if tasks[0].coalesced {
+            coalesced += 1;
+        } else {
+            fresh += 1;
+        }
+    }
+    assert_eq!((fresh, coalesced), (100, 900));
+
+    let pending = j.pending_tasks().unwrap();
+    assert_eq!(pending.len(), 100);
+    assert!(pending.iter().all(|t| t.events.len() == 10));
+    assert_eq!(pending[7].events[..2], ["e7", "e107"]);
+
+    let attempts: Vec<_> = pending
+        .iter()
+        .map(|t| (t.id, attempt(AttemptResult::Done)))
+        .collect();
+    let states = j.record_attempts(&attempts).unwrap();
+    assert!(states.iter().all(|s| *s == TaskState::Done));
+    let status = j.status().unwrap();
+    assert_eq!(status.events, 1_000);
+    assert_eq!(status.tasks.done, 100);
+    assert_eq!(status.tasks.pending, 0);
+}
+
+#[test]
+fn status_counts_tasks_by_state() {
+    let (_dir, path) = temp();
+    let mut j = open(&path);
+    let subjects = [
+        [(O365, "a@example.com")],
+        [(O365, "b@example.com")],
+        [(O365, "c@example.com")],
+        [(GOOGLE, "d@example.com")],
+    ];
+    let ids = ["e1", "e2", "e3", "e4"];
+    let events: Vec<_> = ids
+        .iter()
+        .zip(&subjects)
+        .map(|(id, r)| event(id, r))
+        .collect();
+    let mut ids = Vec::new();
+    for r in j.record_events(&events).unwrap() {
+        ids.push(new_tasks(r)[0].id);
+    }
+    j.record_event(&dry(event("e5", ALICE))).unwrap();
+    j.record_attempts(&[
+        (ids[0], attempt(AttemptResult::Done)),
+        (ids[1], attempt(AttemptResult::Failed)),
+        (ids[2], attempt(AttemptResult::Retry)),
+    ])
+    .unwrap();
+    let status = j.status().unwrap();
+    assert_eq!(status.events, 4);
+    assert_eq!(status.dry_run_events, 1);
+    assert_eq!(
+        status.tasks,
+        TaskCounts {
+            pending: 2,
+            done: 1,
+            failed: 1
+        }
+    );
+    assert_eq!(status.failed.len(), 1);
+    assert_eq!(status.failed[0].subject, "b@example.com");
+    assert_eq!(status.failed[0].error_code.as_deref(), Some("unavailable"));
+    assert_eq!(
+        status.failed[0].provider_code.as_deref(),
+        Some("ServiceUnavailable")
+    );
+    let pending: Vec<_> = status.pending.iter().map(|t| t.id).collect();
+    assert_eq!(pending, [ids[2], ids[3]]);
+}
+
+#[test]
+fn long_messages_are_clipped_and_in_memory_works() {
+    let mut j = SqliteJournal::open_in_memory().unwrap();
+    let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
+    let long = "é".repeat(2_000);
+    let failed = Attempt {
+        message: Some(&long),
+        ..attempt(AttemptResult::Failed)
+    };
+    j.record_attempt(id, &failed).unwrap();
+    let status = j.status().unwrap();
+    let message = status.failed[0].message.as_deref().unwrap();
+    assert!(message.len() <= host_runner::journal::MAX_MESSAGE_BYTES);
+    assert!(message.len() >= host_runner::journal::MAX_MESSAGE_BYTES - 1);
+    assert!(long.starts_with(message));
+}
