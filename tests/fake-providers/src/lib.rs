@@ -1,0 +1,128 @@
+//! Loopback fakes of two identity providers, for integration tests and benchmarks:
+//!
+//! - [`FakeOffice365`]: the Microsoft identity platform token endpoint (client credentials)
+//!   and Microsoft Graph `revokeSignInSessions`;
+//! - [`FakeGoogle`]: Google OAuth (service account JWT bearer grant) and the Admin SDK
+//!   Directory API `users.signOut`.
+//!
+//! Each server is a real HTTP/1.1 server on `127.0.0.1` (random port) running on its own
+//! thread with its own tokio runtime, so plain synchronous `#[test]`s (and other processes,
+//! such as a spawned `srs run`) can talk to it. Dropping the handle shuts the server down.
+//!
+//! Both share one core, [`FakeServer`] (reached through `Deref`), which validates requests as
+//! the providers document them, injects scripted [`Fault`]s, can stall revocations for crash
+//! tests, and counts what happened.
+//!
+//! ```no_run
+//! use fake_providers::{Fault, FakeOffice365, Office365Options, RetryAfter};
+//! # fn main() -> anyhow::Result<()> {
+//! let graph = FakeOffice365::start(Office365Options::default())?;
+//! graph.push_faults([Fault::TooManyRequests { retry_after: Some(RetryAfter::Seconds(1)) }]);
+//! // ... run the client against graph.base_url() ...
+//! assert!(graph.wait_for_applied(1, std::time::Duration::from_secs(10)));
+//! # Ok(())
+//! # }
+//! ```
+
+mod google;
+mod office365;
+mod server;
+
+use std::time::{Duration, SystemTime};
+
+pub use google::{DIRECTORY_SCOPE, FakeGoogle, GoogleOptions, JWT_BEARER_GRANT};
+pub use office365::{FakeOffice365, GRAPH_SCOPE, Office365Options};
+pub use server::FakeServer;
+
+/// The test service account's RSA 2048 private key (PKCS#8 PEM). Test-only: it is public in
+/// this repository and never used anywhere real.
+pub const TEST_PRIVATE_KEY_PEM: &str = include_str!("../keys/test-service-account.pem");
+
+/// The public half of [`TEST_PRIVATE_KEY_PEM`] (SubjectPublicKeyInfo PEM); [`FakeGoogle`]
+/// verifies JWT assertions with it.
+pub const TEST_PUBLIC_KEY_PEM: &str = include_str!("../keys/test-service-account.pub.pem");
+
+/// The `private_key_id` written by [`google_key_file_json`] (an arbitrary, fixed value).
+pub const TEST_PRIVATE_KEY_ID: &str = "5f3c0a6e9b1d4c2a8e7f60b1c2d3e4f5a6b7c8d9";
+
+/// A Google service account JSON key file, as the Cloud console downloads it, holding
+/// [`TEST_PRIVATE_KEY_PEM`] for `client_email`, with `token_uri` set to `token_uri` (usually
+/// [`FakeGoogle::token_url`]).
+pub fn google_key_file_json(client_email: &str, token_uri: &str) -> String {
+    // `name@PROJECT.iam.gserviceaccount.com` names its project.
+    let project_id = client_email
+        .split_once('@')
+        .and_then(|(_, domain)| domain.strip_suffix(".iam.gserviceaccount.com"))
+        .unwrap_or("fake-providers-test");
+    let key = serde_json::json!({
+        "type": "service_account",
+        "project_id": project_id,
+        "private_key_id": TEST_PRIVATE_KEY_ID,
+        "private_key": TEST_PRIVATE_KEY_PEM,
+        "client_email": client_email,
+        "client_id": "100000000000000000001",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+        "client_x509_cert_url": format!(
+            "https://www.googleapis.com/robot/v1/metadata/x509/{}",
+            client_email.replace('@', "%40")
+        ),
+        "universe_domain": "googleapis.com",
+    });
+    format!("{key:#}\n")
+}
+
+/// A scripted, one-shot misbehaviour: queued with [`FakeServer::push_faults`] (revoke
+/// endpoint) or [`FakeServer::push_token_faults`] (token endpoint), consumed by the next
+/// request to that endpoint. Only a normal answer applies a revocation; every fault answers
+/// without applying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 (Graph `TooManyRequests`, Google `rateLimitExceeded`), with an optional `Retry-After`.
+    TooManyRequests {
+        /// The `Retry-After` header to send, if any.
+        retry_after: Option<RetryAfter>,
+    },
+    /// 503 (Graph `serviceNotAvailable`, Google `backendError`), with an optional `Retry-After`.
+    Unavailable {
+        /// The `Retry-After` header to send, if any.
+        retry_after: Option<RetryAfter>,
+    },
+    /// Revoke endpoint: invalidates every token issued so far and answers 401, so the client
+    /// must fetch a new token. Token endpoint: answers like `Status(401)`.
+    ExpiredToken,
+    /// Google: 403 with this reason in the `usageLimits` domain (e.g. `"userRateLimitExceeded"`,
+    /// `"quotaExceeded"`). Graph and both token endpoints: 429.
+    QuotaExceeded {
+        /// The Google error reason.
+        reason: &'static str,
+    },
+    /// Sleeps this long, then answers 503 (models a stall before the provider acts).
+    Slow(Duration),
+    /// Reads the request, then closes the connection with a TCP RST and no response.
+    Reset,
+    /// Answers this status with the provider's error body for it (OAuth style on the token
+    /// endpoint); never applies, even for a 2xx status.
+    Status(u16),
+}
+
+/// A `Retry-After` header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// Delay in seconds: `Retry-After: 5`.
+    Seconds(u64),
+    /// A point in time, sent as an HTTP-date (IMF-fixdate), e.g.
+    /// `Retry-After: Sun, 06 Nov 1994 08:49:37 GMT`.
+    Date(SystemTime),
+}
+
+impl RetryAfter {
+    /// The header value as sent.
+    pub fn header_value(&self) -> String {
+        match self {
+            Self::Seconds(seconds) => seconds.to_string(),
+            Self::Date(when) => httpdate::fmt_http_date(*when),
+        }
+    }
+}
