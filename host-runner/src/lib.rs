@@ -3,6 +3,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod journal;
+pub mod providers;
+pub mod retry;
+pub mod runner;
 pub mod sandbox;
 pub mod vectors;
 

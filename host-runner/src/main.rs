@@ -8,8 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use host_runner::config::HostConfig;
+use host_runner::journal::{Durability, Journal, SqliteJournal};
+use host_runner::providers::{Client, Clients};
+use host_runner::runner::{self, RunOptions, provider_id};
 use host_runner::{Limits, Plugin, Worker, vectors};
 use policy_core::Answer;
+use policy_core::{Mode, Provider};
 
 /// Decide, from a UEM device event, whether to revoke a user's sign-in sessions
 /// at Office 365 and Google Workspace. Decisions come from a WebAssembly policy
@@ -63,6 +68,44 @@ enum Command {
         format: Format,
         #[command(flatten)]
         sandbox: SandboxArgs,
+    },
+    /// Evaluate events from JSON Lines and revoke sessions at the providers.
+    ///
+    /// Example: srs run --policy examples/policy-report-only.json --config examples/host.toml examples/events.jsonl
+    ///
+    /// Each event and its revocation tasks are committed to the journal
+    /// (`--state`) before any provider call; an event id seen before executes
+    /// nothing again; tasks left pending by a crash or a long outage are
+    /// resumed first. One line per event, in input order, then a summary.
+    /// Exit 0 when every revocation is done, 2 when an input line was bad, a
+    /// revocation failed or one is still pending, 1 on a usage, config or I/O
+    /// error (or an invalid policy).
+    Run {
+        /// The tenant policy (JSON, SPEC §2).
+        #[arg(long, value_name = "POLICY.json")]
+        policy: PathBuf,
+        /// Provider endpoints and credentials (TOML, SPEC §8).
+        #[arg(long, value_name = "HOST.toml")]
+        config: PathBuf,
+        /// The journal (SQLite); created if missing.
+        #[arg(long, value_name = "STATE.db", default_value = "srs-state.db")]
+        state: PathBuf,
+        /// Decide and journal, but call no provider.
+        #[arg(long)]
+        dry_run: bool,
+        /// Events, one JSON object per line; `-` or nothing reads stdin.
+        #[arg(value_name = "EVENTS.jsonl")]
+        events: Option<PathBuf>,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+    /// Show the journal: events, revocations by state, failed and pending ones.
+    ///
+    /// Example: srs status --state srs-state.db
+    Status {
+        /// The journal (SQLite).
+        #[arg(long, value_name = "STATE.db", default_value = "srs-state.db")]
+        state: PathBuf,
     },
 }
 
@@ -136,6 +179,22 @@ fn main() -> ExitCode {
             format,
             sandbox,
         } => test(&paths, format, &sandbox),
+        Command::Run {
+            policy,
+            config,
+            state,
+            dry_run,
+            events,
+            sandbox,
+        } => run(
+            &policy,
+            &config,
+            &state,
+            dry_run,
+            events.as_deref(),
+            &sandbox,
+        ),
+        Command::Status { state } => status(&state),
     };
     match result {
         Ok(code) => code,
@@ -229,4 +288,145 @@ fn test(paths: &[PathBuf], format: Format, sandbox: &SandboxArgs) -> Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn run(
+    policy_path: &Path,
+    config_path: &Path,
+    state: &Path,
+    dry_run: bool,
+    events: Option<&Path>,
+    sandbox: &SandboxArgs,
+) -> Result<ExitCode> {
+    let config = HostConfig::load(config_path)?;
+    let plugin = sandbox.plugin()?;
+    let mut worker = Worker::new(&plugin);
+    let policy = std::fs::read(policy_path)
+        .with_context(|| format!("cannot read policy {}", policy_path.display()))?;
+    let raw = worker.set_policy(&policy)?;
+    if let Answer::Failure { .. } = parse_answer(&raw)? {
+        println!("{raw}");
+        anyhow::bail!(
+            "the policy {} is invalid (its errors are above)",
+            policy_path.display()
+        );
+    }
+    let mut journal = SqliteJournal::open(state, Durability::Full)?;
+    // Which providers will be called: the policy's when it is enforced, and
+    // those of tasks an earlier run left pending. Credentials are read for
+    // those only, so a report_only policy needs none.
+    let mut needed: Vec<Provider> = Vec::new();
+    if !dry_run {
+        let engine = policy_core::Engine::from_json(&policy)
+            .map_err(|_| anyhow::anyhow!("the policy was accepted by the module but not by srs"))?;
+        if engine.policy().mode == Mode::Enforce {
+            needed.extend(&engine.policy().providers);
+        }
+        for task in journal.pending_tasks()? {
+            match task.provider.as_str() {
+                "office365" => needed.push(Provider::Office365),
+                "google_workspace" => needed.push(Provider::GoogleWorkspace),
+                other => anyhow::bail!("the journal names an unknown provider `{other}`"),
+            }
+        }
+    }
+    let clients = clients(&config, &needed)
+        .with_context(|| format!("host config {}", config_path.display()))?;
+    let input: Box<dyn std::io::BufRead + Send> = match events {
+        None => Box::new(std::io::BufReader::new(std::io::stdin())),
+        Some(path) if path.as_os_str() == "-" => {
+            Box::new(std::io::BufReader::new(std::io::stdin()))
+        }
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot read events {}", path.display()))?,
+        )),
+    };
+    let options = RunOptions {
+        dry_run,
+        retry: config.retry,
+    };
+    let out = Box::new(std::io::LineWriter::new(std::io::stdout()));
+    let summary = runner::run(&mut worker, Box::new(journal), clients, options, input, out)?;
+    println!("{summary}");
+    Ok(if summary.needs_attention() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Builds a client for each provider in `needed`; a missing section is an error.
+fn clients(config: &HostConfig, needed: &[Provider]) -> Result<Clients> {
+    let mut clients = Clients::default();
+    for &provider in needed {
+        let missing = || {
+            anyhow::anyhow!(
+                "`{}` revocations are due but there is no [{}] section",
+                provider_id(provider),
+                provider_id(provider)
+            )
+        };
+        match provider {
+            Provider::Office365 if clients.office365.is_none() => {
+                let section = config.office365.as_ref().ok_or_else(missing)?;
+                clients.office365 = Some(std::sync::Arc::new(Client::office365(section)?));
+            }
+            Provider::GoogleWorkspace if clients.google_workspace.is_none() => {
+                let section = config.google_workspace.as_ref().ok_or_else(missing)?;
+                clients.google_workspace = Some(std::sync::Arc::new(Client::google(section)?));
+            }
+            _ => {}
+        }
+    }
+    Ok(clients)
+}
+
+fn status(state: &Path) -> Result<ExitCode> {
+    if !state.exists() {
+        anyhow::bail!("no journal at {}", state.display());
+    }
+    let status = SqliteJournal::open(state, Durability::Full)?.status()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: {} events ({} from dry runs); revocations: {} done, {} failed, {} pending",
+        state.display(),
+        status.events,
+        status.dry_run_events,
+        status.tasks.done,
+        status.tasks.failed,
+        status.tasks.pending
+    )?;
+    for t in &status.failed {
+        let error = [
+            t.error_code.clone(),
+            t.http_status.map(|s| s.to_string()),
+            t.provider_code.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        writeln!(
+            out,
+            "failed   {} {}  {error}: {}  ({} attempts; events {})",
+            t.provider,
+            t.subject,
+            t.message.as_deref().unwrap_or("no message"),
+            t.attempts,
+            t.events.join(",")
+        )?;
+    }
+    for t in &status.pending {
+        writeln!(
+            out,
+            "pending  {} {}  ({} attempts; events {})",
+            t.provider,
+            t.subject,
+            t.attempts,
+            t.events.join(",")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,660 @@
+//! `srs run` (SPEC §8): read events as JSON Lines, decide each in the
+//! sandbox, journal the decision and its revocation tasks, then call the
+//! providers until each task is `done`, `failed`, or left `pending` for the
+//! next run.
+//!
+//! Order of work, which is what makes a crash lose nothing: a batch of input
+//! lines is decided and committed to the journal (events and tasks) before any
+//! of its provider calls start; every attempt is committed as it ends; on
+//! start, the journal's pending tasks are resumed first.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use policy_core::{Answer, Decision, Outcome, Provider};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::RetryConfig;
+use crate::journal::{Attempt, AttemptResult, Journal, NewEvent, Recorded, TaskId};
+use crate::providers::{Client, Clients};
+use crate::retry::{self, Verdict};
+use crate::sandbox::Worker;
+
+/// Lines decided and committed together: one journal transaction per batch.
+const BATCH: usize = 256;
+/// Tasks in flight before reading more input (backpressure for huge inputs).
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// How a run behaves.
+pub struct RunOptions {
+    /// Journal decisions, execute nothing.
+    pub dry_run: bool,
+    pub retry: RetryConfig,
+}
+
+/// What a run did, for the summary line and the exit code.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub events: u64,
+    pub revoke: u64,
+    pub no_action: u64,
+    pub unsupported: u64,
+    pub duplicates: u64,
+    pub bad_lines: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub resumed: u64,
+}
+
+impl Summary {
+    /// True when something needs a person: a bad line, a failed or an
+    /// unfinished revocation.
+    pub fn needs_attention(&self) -> bool {
+        self.bad_lines > 0 || self.failed > 0 || self.pending > 0
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events: {} revoke, {} no action, {} unsupported, {} duplicate; revocations: {} done, {} failed, {} pending",
+            self.events,
+            self.revoke,
+            self.no_action,
+            self.unsupported,
+            self.duplicates,
+            self.done,
+            self.failed,
+            self.pending
+        )?;
+        if self.resumed > 0 {
+            write!(f, " ({} resumed from an earlier run)", self.resumed)?;
+        }
+        write!(f, "; {} bad lines", self.bad_lines)
+    }
+}
+
+/// How a task ended in this run.
+#[derive(Debug, Clone)]
+enum Settled {
+    Done,
+    Failed(String),
+    Pending(String),
+}
+
+impl std::fmt::Display for Settled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Settled::Done => f.write_str("done"),
+            Settled::Failed(why) => write!(f, "failed ({why})"),
+            Settled::Pending(why) => write!(f, "pending ({why})"),
+        }
+    }
+}
+
+/// A task being executed, and the revocation it serves.
+struct TaskInfo {
+    provider: Provider,
+    subject: String,
+}
+
+/// One output row, printed once all of its tasks have settled, in input order.
+struct Row {
+    head: String,
+    tasks: Vec<TaskId>,
+    tail: String,
+}
+
+type SharedJournal = Arc<Mutex<Box<dyn Journal + Send>>>;
+
+/// The run's state on the controlling thread.
+struct Run<'w, 'p> {
+    worker: &'w mut Worker<'p>,
+    journal: SharedJournal,
+    clients: Clients,
+    options: RunOptions,
+    summary: Summary,
+    rows: VecDeque<Row>,
+    running: HashMap<TaskId, TaskInfo>,
+    settled: HashMap<TaskId, (TaskInfo, Settled)>,
+    done_tx: mpsc::UnboundedSender<(TaskId, Result<Settled>)>,
+    out: Box<dyn Write>,
+    progress: ProgressBar,
+}
+
+/// Runs `srs run` over `input` with a worker whose policy is already set.
+pub fn run(
+    worker: &mut Worker<'_>,
+    journal: Box<dyn Journal + Send>,
+    clients: Clients,
+    options: RunOptions,
+    input: Box<dyn BufRead + Send>,
+    out: Box<dyn Write>,
+) -> Result<Summary> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let progress = if std::io::stderr().is_terminal() && !std::io::stdout().is_terminal() {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let mut state = Run {
+        worker,
+        journal: Arc::new(Mutex::new(journal)),
+        clients,
+        options,
+        summary: Summary::default(),
+        rows: VecDeque::new(),
+        running: HashMap::new(),
+        settled: HashMap::new(),
+        done_tx,
+        out,
+        progress,
+    };
+    let result = runtime.block_on(state.drive(input, done_rx));
+    state.progress.finish_and_clear();
+    result?;
+    Ok(state.summary)
+}
+
+impl Run<'_, '_> {
+    async fn drive(
+        &mut self,
+        input: Box<dyn BufRead + Send>,
+        mut done_rx: mpsc::UnboundedReceiver<(TaskId, Result<Settled>)>,
+    ) -> Result<()> {
+        if !self.options.dry_run {
+            self.resume().await?;
+        }
+        let mut lines = read_lines(input);
+        let mut input_open = true;
+        loop {
+            tokio::select! {
+                line = lines.recv(), if input_open && self.running.len() < MAX_IN_FLIGHT => {
+                    let Some(first) = line else {
+                        input_open = false;
+                        continue;
+                    };
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH
+                        && let Ok(next) = lines.try_recv()
+                    {
+                        batch.push(next);
+                    }
+                    self.decide(batch).await?;
+                }
+                Some((task, settled)) = done_rx.recv(), if !self.running.is_empty() => {
+                    self.settle(task, settled?)?;
+                }
+                else => break,
+            }
+            self.flush_rows()?;
+        }
+        self.flush_rows()?;
+        Ok(())
+    }
+
+    /// Starts the tasks an earlier run left pending.
+    async fn resume(&mut self) -> Result<()> {
+        let journal = self.journal.clone();
+        let pending = blocking(move || lock(&journal)?.pending_tasks().map_err(Into::into)).await?;
+        for task in pending {
+            let provider = parse_provider(&task.provider)?;
+            self.summary.resumed += 1;
+            self.rows.push_back(Row {
+                head: format!("resumed   {}", task.events.join(",")),
+                tasks: vec![task.id],
+                tail: String::new(),
+            });
+            self.start(task.id, provider, task.subject)?;
+        }
+        Ok(())
+    }
+
+    /// Decides a batch of lines, journals them in one commit, starts their tasks.
+    async fn decide(&mut self, batch: Vec<(u64, Vec<u8>)>) -> Result<()> {
+        struct Decided {
+            line: u64,
+            raw: String,
+            decision: Decision,
+            revocations: Vec<(String, String)>,
+        }
+        let mut decided = Vec::with_capacity(batch.len());
+        for (line, bytes) in batch {
+            let raw = self.worker.evaluate_event(&bytes)?;
+            let answer: Answer =
+                serde_json::from_str(&raw).context("the module's answer is not a SPEC answer")?;
+            match answer {
+                Answer::Failure { errors } => {
+                    self.summary.bad_lines += 1;
+                    let errors: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("{} at {}: {}", e.code.as_str(), e.path, e.message))
+                        .collect();
+                    self.rows.push_back(Row {
+                        head: format!("line {line:<5} skipped: {}", errors.join("; ")),
+                        tasks: vec![],
+                        tail: String::new(),
+                    });
+                }
+                Answer::Success { decision: None, .. } => {
+                    bail!("the module answered line {line} without a decision")
+                }
+                Answer::Success {
+                    decision: Some(decision),
+                    ..
+                } => {
+                    let revocations = decision
+                        .revocations
+                        .iter()
+                        .map(|r| (provider_id(r.provider).to_owned(), r.subject.clone()))
+                        .collect();
+                    decided.push(Decided {
+                        line,
+                        raw,
+                        decision,
+                        revocations,
+                    });
+                }
+            }
+        }
+        let received_ms = unix_ms(SystemTime::now());
+        let dry_run = self.options.dry_run;
+        let records = {
+            let journal = self.journal.clone();
+            let owned: Vec<_> = decided
+                .iter()
+                .map(|d| {
+                    (
+                        d.decision.event_id.clone(),
+                        outcome_id(d.decision.outcome),
+                        d.decision.enforced,
+                        d.raw.clone(),
+                        d.revocations.clone(),
+                    )
+                })
+                .collect();
+            blocking(move || {
+                let pairs: Vec<Vec<(&str, &str)>> = owned
+                    .iter()
+                    .map(|o| o.4.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect())
+                    .collect();
+                let events: Vec<NewEvent<'_>> = owned
+                    .iter()
+                    .zip(&pairs)
+                    .map(|(o, pairs)| NewEvent {
+                        id: &o.0,
+                        received_ms,
+                        outcome: o.1,
+                        enforced: o.2,
+                        dry_run,
+                        decision: &o.3,
+                        revocations: pairs,
+                    })
+                    .collect();
+                lock(&journal)?.record_events(&events).map_err(Into::into)
+            })
+            .await?
+        };
+        if records.len() != decided.len() {
+            bail!(
+                "the journal recorded {} of {} events",
+                records.len(),
+                decided.len()
+            );
+        }
+        for (d, recorded) in decided.into_iter().zip(records) {
+            self.account(d.line, &d.decision, recorded)?;
+        }
+        self.progress.set_message(format!(
+            "{} events, {} revocations done, {} in flight",
+            self.summary.events,
+            self.summary.done,
+            self.running.len()
+        ));
+        Ok(())
+    }
+
+    /// Counts a journaled event, queues its row, and starts its new tasks.
+    fn account(&mut self, line: u64, decision: &Decision, recorded: Recorded) -> Result<()> {
+        let id = &decision.event_id;
+        let tasks = match recorded {
+            Recorded::Duplicate => {
+                self.summary.duplicates += 1;
+                self.rows.push_back(Row {
+                    head: format!(
+                        "line {line:<5} {id}  duplicate: journaled before, nothing executed"
+                    ),
+                    tasks: vec![],
+                    tail: String::new(),
+                });
+                return Ok(());
+            }
+            Recorded::New { tasks } => tasks,
+        };
+        self.summary.events += 1;
+        match decision.outcome {
+            Outcome::Revoke => self.summary.revoke += 1,
+            Outcome::NoAction => self.summary.no_action += 1,
+            Outcome::Unsupported => self.summary.unsupported += 1,
+        }
+        let why = reasons(decision);
+        let executes = decision.enforced && !self.options.dry_run;
+        let head = format!("line {line:<5} {id}  {}", outcome_id(decision.outcome));
+        if decision.outcome != Outcome::Revoke || !executes {
+            let note = match (decision.outcome, decision.enforced) {
+                (Outcome::Revoke, false) => {
+                    format!("  would revoke {} (report_only)", targets(decision))
+                }
+                (Outcome::Revoke, true) => {
+                    format!("  would revoke {} (dry run)", targets(decision))
+                }
+                _ => String::new(),
+            };
+            self.rows.push_back(Row {
+                head: format!("{head}{note}"),
+                tasks: vec![],
+                tail: why,
+            });
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            ids.push(task.id);
+            // A coalesced task is already running, unless it was left pending
+            // earlier in this run: then it gets another go.
+            if !self.running.contains_key(&task.id) {
+                self.settled.remove(&task.id);
+                self.start(task.id, parse_provider(&task.provider)?, task.subject)?;
+            }
+        }
+        self.rows.push_back(Row {
+            head,
+            tasks: ids,
+            tail: why,
+        });
+        Ok(())
+    }
+
+    /// Spawns the execution of one task.
+    fn start(&mut self, id: TaskId, provider: Provider, subject: String) -> Result<()> {
+        let client = self.clients.get(provider).cloned().ok_or_else(|| {
+            anyhow!(
+                "a `{}` revocation is due but the host config has no [{}] section",
+                provider_id(provider),
+                provider_id(provider)
+            )
+        })?;
+        let journal = self.journal.clone();
+        let retry = self.options.retry;
+        let done = self.done_tx.clone();
+        let task_subject = subject.clone();
+        tokio::spawn(async move {
+            let settled = execute(&client, &journal, id, &task_subject, retry).await;
+            let _ = done.send((id, settled));
+        });
+        self.running.insert(id, TaskInfo { provider, subject });
+        Ok(())
+    }
+
+    fn settle(&mut self, task: TaskId, settled: Settled) -> Result<()> {
+        let info = self
+            .running
+            .remove(&task)
+            .ok_or_else(|| anyhow!("task {task} settled but was not running"))?;
+        match settled {
+            Settled::Done => self.summary.done += 1,
+            Settled::Failed(_) => self.summary.failed += 1,
+            Settled::Pending(_) => self.summary.pending += 1,
+        }
+        self.settled.insert(task, (info, settled));
+        Ok(())
+    }
+
+    /// Prints the rows whose tasks have all settled, in input order.
+    fn flush_rows(&mut self) -> Result<()> {
+        while let Some(row) = self.rows.front() {
+            if row.tasks.iter().any(|t| !self.settled.contains_key(t)) {
+                break;
+            }
+            let Some(row) = self.rows.pop_front() else {
+                break;
+            };
+            let mut text = row.head;
+            let results: Vec<String> = row
+                .tasks
+                .iter()
+                .filter_map(|t| {
+                    let (info, settled) = self.settled.get(t)?;
+                    Some(format!(
+                        "{} {} {settled}",
+                        provider_id(info.provider),
+                        info.subject
+                    ))
+                })
+                .collect();
+            if !row.tasks.is_empty() {
+                text.push_str("  ");
+                text.push_str(&results.join(", "));
+            }
+            if !row.tail.is_empty() {
+                text.push_str("  why: ");
+                text.push_str(&row.tail);
+            }
+            let out = &mut self.out;
+            self.progress.suspend(|| writeln!(out, "{text}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Executes one task until it settles: retries throttling and outages with
+/// `Retry-After` or backoff, fetches one new token after a 401, and leaves the
+/// task pending when the run's retry deadline would pass.
+async fn execute(
+    client: &Client,
+    journal: &SharedJournal,
+    task: TaskId,
+    subject: &str,
+    retry: RetryConfig,
+) -> Result<Settled> {
+    let deadline = Instant::now() + Duration::from_millis(retry.deadline_ms);
+    let mut refreshed = false;
+    let mut refused = None;
+    let mut retries = 0u32;
+    loop {
+        let (outcome, token) = client.revoke(subject, refused.take().as_ref()).await;
+        let why = describe(&outcome);
+        let (result, settled, wait) = match outcome.verdict {
+            Verdict::Done => (AttemptResult::Done, Some(Settled::Done), None),
+            Verdict::Failed => (
+                AttemptResult::Failed,
+                Some(Settled::Failed(why.clone())),
+                None,
+            ),
+            Verdict::Refresh if refreshed => (
+                AttemptResult::Failed,
+                Some(Settled::Failed(why.clone())),
+                None,
+            ),
+            Verdict::Refresh => {
+                refreshed = true;
+                refused = token;
+                (AttemptResult::Retry, None, Some(Duration::ZERO))
+            }
+            Verdict::Retry { after } => {
+                let wait =
+                    after.unwrap_or_else(|| retry::backoff(&retry, retries, fastrand::f64()));
+                retries += 1;
+                if Instant::now() + wait > deadline {
+                    (
+                        AttemptResult::Retry,
+                        Some(Settled::Pending(why.clone())),
+                        None,
+                    )
+                } else {
+                    (AttemptResult::Retry, None, Some(wait))
+                }
+            }
+        };
+        let code = outcome.code;
+        let provider_code = outcome.provider_code.clone();
+        let message = outcome.message.clone();
+        let status = outcome.status;
+        let journal = journal.clone();
+        blocking(move || {
+            let attempt = Attempt {
+                at_ms: unix_ms(SystemTime::now()),
+                http_status: status,
+                error_code: code,
+                provider_code: provider_code.as_deref(),
+                message: message.as_deref(),
+                result,
+            };
+            lock(&journal)?.record_attempt(task, &attempt)?;
+            Ok(())
+        })
+        .await?;
+        if let Some(settled) = settled {
+            return Ok(settled);
+        }
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// `user-not-found: 404 Request_ResourceNotFound`, for the table and errors.
+fn describe(outcome: &retry::Outcome) -> String {
+    let mut parts = Vec::new();
+    if let Some(code) = outcome.code {
+        parts.push(code.to_owned());
+    }
+    if let Some(status) = outcome.status {
+        parts.push(status.to_string());
+    }
+    if let Some(code) = &outcome.provider_code {
+        parts.push(code.clone());
+    } else if outcome.status.is_none()
+        && let Some(message) = &outcome.message
+    {
+        parts.push(message.clone());
+    }
+    parts.join(" ")
+}
+
+/// Reads input lines on a thread of their own; blank lines are skipped.
+fn read_lines(mut input: Box<dyn BufRead + Send>) -> mpsc::Receiver<(u64, Vec<u8>)> {
+    let (tx, rx) = mpsc::channel(BATCH * 4);
+    std::thread::spawn(move || {
+        let mut number = 0u64;
+        loop {
+            let mut line = Vec::new();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    number += 1;
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    if tx.blocking_send((number, line)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // An unreadable input ends the run's input; what was read is kept.
+                    eprintln!("error: cannot read input after line {number}: {e}");
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("a journal write was interrupted")?
+}
+
+fn lock<'a>(
+    journal: &'a SharedJournal,
+) -> Result<std::sync::MutexGuard<'a, Box<dyn Journal + Send>>> {
+    journal
+        .lock()
+        .map_err(|_| anyhow!("the journal is unusable after an earlier failure"))
+}
+
+fn reasons(decision: &Decision) -> String {
+    decision
+        .reasons
+        .iter()
+        .map(|r| {
+            let matched: Vec<String> = r
+                .matched
+                .iter()
+                .filter_map(|m| serde_json::to_string(m).ok())
+                .collect();
+            if matched.is_empty() {
+                r.rule.id().to_owned()
+            } else {
+                format!("{} {}", r.rule.id(), matched.join(" "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn targets(decision: &Decision) -> String {
+    decision
+        .revocations
+        .iter()
+        .map(|r| format!("{} {}", provider_id(r.provider), r.subject))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn provider_id(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Office365 => "office365",
+        Provider::GoogleWorkspace => "google_workspace",
+    }
+}
+
+fn parse_provider(id: &str) -> Result<Provider> {
+    match id {
+        "office365" => Ok(Provider::Office365),
+        "google_workspace" => Ok(Provider::GoogleWorkspace),
+        other => bail!("the journal names an unknown provider `{other}`"),
+    }
+}
+
+fn outcome_id(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Revoke => "revoke",
+        Outcome::NoAction => "no_action",
+        Outcome::Unsupported => "unsupported",
+    }
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}

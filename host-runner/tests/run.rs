@@ -1,0 +1,562 @@
+//! `srs run` through the real binary against loopback Office 365 and Google
+//! servers: faults end with every revocation done exactly once at the provider
+//! (the servers count) or failed with the right code; SIGKILL mid-run loses
+//! nothing; no secret reaches the output or the journal.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use fake_providers::{
+    FakeGoogle, FakeOffice365, Fault, GoogleOptions, Office365Options, RetryAfter,
+    TEST_PRIVATE_KEY_PEM,
+};
+
+const SECRET_ENV: &str = "SRS_TEST_O365_SECRET";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Both fake providers, a policy, a host config and a journal path in a temp dir.
+struct World {
+    o365: FakeOffice365,
+    google: FakeGoogle,
+    dir: tempfile::TempDir,
+    secret: String,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with(Office365Options::default(), "")
+    }
+
+    /// `extra` is appended to the host config (e.g. a `[retry]` override).
+    fn with(o365_options: Office365Options, extra: &str) -> Self {
+        let secret = o365_options.client_secret.clone();
+        let o365 = FakeOffice365::start(o365_options).unwrap();
+        let google = FakeGoogle::start(GoogleOptions::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sa.json"), google.key_file_json()).unwrap();
+        std::fs::write(dir.path().join("policy.json"), policy("enforce")).unwrap();
+        let o = o365.options();
+        let retry = if extra.contains("[retry]") {
+            String::new()
+        } else {
+            "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 20000\n".into()
+        };
+        let config = format!(
+            "[office365]\ntenant_id = '{}'\nclient_id = '{}'\nclient_secret_env = '{SECRET_ENV}'\n\
+             graph_url = '{}'\nlogin_url = '{}'\ntimeout_ms = 500\nmax_concurrency = 4\n\n\
+             [google_workspace]\nservice_account_key_file = 'sa.json'\nadmin_subject = '{}'\n\
+             directory_url = '{}'\ntoken_url = '{}'\ntimeout_ms = 500\nmax_concurrency = 4\n\n{retry}{extra}",
+            o.tenant_id,
+            o.client_id,
+            o365.graph_url(),
+            o365.login_url(),
+            google.options().admin_subject,
+            google.directory_url(),
+            google.token_url(),
+        );
+        std::fs::write(dir.path().join("host.toml"), config).unwrap();
+        Self {
+            o365,
+            google,
+            dir,
+            secret,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, events: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_srs"));
+        cmd.arg("run")
+            .arg("--policy")
+            .arg(self.path("policy.json"))
+            .arg("--config")
+            .arg(self.path("host.toml"))
+            .arg("--state")
+            .arg(self.path("state.db"))
+            .arg(events)
+            .env(SECRET_ENV, &self.secret)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `srs run` on these lines to completion.
+    fn run(&self, lines: &[String]) -> Output {
+        let events = self.write_events(lines);
+        self.command(&events).output().unwrap()
+    }
+
+    fn write_events(&self, lines: &[String]) -> PathBuf {
+        let path = self.path("events.jsonl");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for line in lines {
+            writeln!(file, "{line}").unwrap();
+        }
+        path
+    }
+
+    fn status(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_srs"))
+            .arg("status")
+            .arg("--state")
+            .arg(self.path("state.db"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// Every user was revoked exactly once at both providers.
+    #[track_caller]
+    fn assert_each_revoked_once(&self, users: &[String]) {
+        for user in users {
+            assert_eq!(self.o365.applied(user), 1, "office365 {user}");
+            assert_eq!(self.google.applied(user), 1, "google_workspace {user}");
+        }
+        assert_eq!(self.o365.applied_total(), users.len() as u64);
+        assert_eq!(self.google.applied_total(), users.len() as u64);
+    }
+}
+
+fn policy(mode: &str) -> String {
+    format!(
+        r#"{{"uem":"epmm","deployment":"access","providers":["office365","google_workspace"],"mode":"{mode}",
+            "compliance_policies":[{{"id":"jailbreak","actions":["Send Alert","Block"]}}]}}"#
+    )
+}
+
+/// A jailbroken device of `user`: a revoke decision.
+fn event(id: &str, user: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","time":"2026-11-27T10:15:00Z","device":{{"id":"dev-{id}","state":"active","platform":"ios"}},"user":{{"upn":"{user}"}},"compliance":{{"compliant":false,"violations":[{{"policy":"jailbreak"}}]}}}}"#
+    )
+}
+
+fn users(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("user{i}@example.com")).collect()
+}
+
+fn events_for(users: &[String]) -> Vec<String> {
+    users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| event(&format!("evt-{i}"), u))
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn last_line(out: &Output) -> String {
+    text(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn revokes_each_user_once_with_one_token_per_provider() {
+    let world = World::new();
+    let users = users(40);
+    let out = world.run(&events_for(&users));
+    assert_exit(&out, 0);
+    world.assert_each_revoked_once(&users);
+    // The token is cached and shared by concurrent calls.
+    assert_eq!(world.o365.token_requests(), 1);
+    assert_eq!(world.google.token_requests(), 1);
+    assert!(
+        last_line(&out).contains("40 events: 40 revoke")
+            && last_line(&out).contains("80 done, 0 failed, 0 pending"),
+        "{}",
+        last_line(&out)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .contains("office365 user7@example.com done, google_workspace user7@example.com done"),
+        "{stdout}"
+    );
+    assert!(
+        world
+            .status()
+            .contains("40 events (0 from dry runs); revocations: 80 done, 0 failed, 0 pending")
+    );
+}
+
+/// Each transient fault, on both providers, still ends with every revocation
+/// done exactly once.
+#[test]
+fn transient_faults_end_done_exactly_once() {
+    let soon = SystemTime::now() + Duration::from_secs(1);
+    let faults = [
+        Fault::TooManyRequests {
+            retry_after: Some(RetryAfter::Seconds(1)),
+        },
+        Fault::TooManyRequests {
+            retry_after: Some(RetryAfter::Date(soon)),
+        },
+        Fault::TooManyRequests { retry_after: None },
+        Fault::Unavailable { retry_after: None },
+        Fault::Unavailable { retry_after: None },
+        Fault::Unavailable { retry_after: None },
+        Fault::Unavailable {
+            retry_after: Some(RetryAfter::Seconds(0)),
+        },
+        Fault::Status(502),
+        Fault::Status(504),
+        Fault::Status(500),
+        Fault::ExpiredToken,
+        Fault::QuotaExceeded {
+            reason: "userRateLimitExceeded",
+        },
+        Fault::QuotaExceeded {
+            reason: "quotaExceeded",
+        },
+        Fault::QuotaExceeded {
+            reason: "rateLimitExceeded",
+        },
+        Fault::Slow(Duration::from_millis(900)),
+        Fault::Reset,
+        Fault::Reset,
+    ];
+    let world = World::new();
+    world.o365.push_faults(faults.clone());
+    world.google.push_faults(faults.clone());
+    world
+        .o365
+        .push_token_faults([Fault::Unavailable { retry_after: None }, Fault::Reset]);
+    world
+        .google
+        .push_token_faults([Fault::Status(503), Fault::Slow(Duration::from_millis(900))]);
+    let users = users(30);
+    let out = world.run(&events_for(&users));
+    assert_exit(&out, 0);
+    world.assert_each_revoked_once(&users);
+    assert_eq!(world.o365.pending_faults(), 0);
+    assert_eq!(world.google.pending_faults(), 0);
+    // ExpiredToken made each client fetch one new token (plus the faulted fetches).
+    assert_eq!(world.o365.tokens_issued(), 2);
+    assert_eq!(world.google.tokens_issued(), 2);
+    assert!(
+        last_line(&out).contains("60 done, 0 failed, 0 pending"),
+        "{}",
+        last_line(&out)
+    );
+}
+
+#[test]
+fn permanent_errors_fail_with_the_right_code() {
+    let world = World::new();
+    world.o365.unknown_user("ghost@example.com");
+    world.google.forbid_user("ghost@example.com");
+    let lines = vec![
+        event("evt-ok", "alice@example.com"),
+        event("evt-ghost", "ghost@example.com"),
+    ];
+    let out = world.run(&lines);
+    assert_exit(&out, 2);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "office365 ghost@example.com failed (user-not-found 404 Request_ResourceNotFound)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "google_workspace ghost@example.com failed (permission-denied 403 forbidden)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(world.o365.applied("alice@example.com"), 1);
+    assert_eq!(world.o365.applied("ghost@example.com"), 0);
+    // Permanent: one attempt each, no retry.
+    assert_eq!(world.o365.revoke_requests(), 2);
+    let status = world.status();
+    assert!(status.contains("2 done, 2 failed, 0 pending"), "{status}");
+    assert!(
+        status.contains(
+            "failed   office365 ghost@example.com  user-not-found 404 Request_ResourceNotFound"
+        ),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_second_401_fails_as_unauthorized() {
+    let world = World::new();
+    world
+        .o365
+        .push_faults([Fault::ExpiredToken, Fault::ExpiredToken]);
+    let out = world.run(&[event("evt-1", "alice@example.com")]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stdout).contains(
+            "office365 alice@example.com failed (unauthorized 401 InvalidAuthenticationToken)"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(world.google.applied("alice@example.com"), 1);
+}
+
+#[test]
+fn a_wrong_client_secret_fails_without_showing_it() {
+    let world = World::new();
+    let mut wrong = world.command(&world.write_events(&[event("evt-1", "alice@example.com")]));
+    wrong.env(SECRET_ENV, "not-the-secret-xyz");
+    let out = wrong.output().unwrap();
+    assert_exit(&out, 2);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("failed (auth-failed 401 invalid_client)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("not-the-secret-xyz") && !text(&out.stderr).contains("not-the-secret-xyz")
+    );
+    assert!(world.status().contains("auth-failed 401 invalid_client"));
+}
+
+#[test]
+fn a_retry_after_past_the_deadline_stays_pending_and_resumes() {
+    let world = World::with(
+        Office365Options::default(),
+        "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 1000\n",
+    );
+    world.o365.push_faults([Fault::TooManyRequests {
+        retry_after: Some(RetryAfter::Seconds(60)),
+    }]);
+    let out = world.run(&[event("evt-1", "alice@example.com")]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stdout)
+            .contains("office365 alice@example.com pending (throttled 429 TooManyRequests)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(world.o365.applied("alice@example.com"), 0);
+    assert!(
+        world
+            .status()
+            .contains("pending  office365 alice@example.com  (1 attempts; events evt-1)")
+    );
+    // The next run, with no new input, resumes it.
+    let out = world.run(&[]);
+    assert_exit(&out, 0);
+    assert!(
+        last_line(&out).contains("1 done, 0 failed, 0 pending (1 resumed from an earlier run)"),
+        "{}",
+        last_line(&out)
+    );
+    assert_eq!(world.o365.applied("alice@example.com"), 1);
+    assert_eq!(world.google.applied("alice@example.com"), 1);
+}
+
+#[test]
+fn duplicates_and_coalescing_execute_nothing_twice() {
+    let world = World::new();
+    // A slow provider keeps the first task pending while the second event arrives.
+    world.o365.set_latency(Duration::from_millis(200));
+    let lines = vec![
+        event("evt-1", "alice@example.com"),
+        event("evt-2", "alice@example.com"),
+        event("evt-1", "alice@example.com"),
+    ];
+    let out = world.run(&lines);
+    assert_exit(&out, 0);
+    assert!(
+        last_line(&out).contains("2 events: 2 revoke, 0 no action, 0 unsupported, 1 duplicate"),
+        "{}",
+        last_line(&out)
+    );
+    assert_eq!(world.o365.applied("alice@example.com"), 1);
+    assert_eq!(world.google.applied("alice@example.com"), 1);
+    // Seen ids execute nothing in a later run either.
+    let out = world.run(&lines);
+    assert_exit(&out, 0);
+    assert!(
+        last_line(&out).contains("0 events: 0 revoke, 0 no action, 0 unsupported, 3 duplicate")
+    );
+    assert_eq!(world.o365.revoke_requests(), 1);
+}
+
+#[test]
+fn dry_run_and_report_only_call_nothing() {
+    let world = World::new();
+    let lines = vec![event("evt-1", "alice@example.com")];
+    let events = world.write_events(&lines);
+    let out = world.command(&events).arg("--dry-run").output().unwrap();
+    assert_exit(&out, 0);
+    assert!(text(&out.stdout).contains(
+        "would revoke office365 alice@example.com, google_workspace alice@example.com (dry run)"
+    ));
+    assert_eq!(
+        world.o365.revoke_requests() + world.o365.token_requests(),
+        0
+    );
+    // A real run after the dry run still executes the event.
+    let out = world.run(&lines);
+    assert_exit(&out, 0);
+    assert_eq!(world.o365.applied("alice@example.com"), 1);
+
+    let report = World::new();
+    std::fs::write(report.path("policy.json"), policy("report_only")).unwrap();
+    let out = report
+        .command(&report.write_events(&lines))
+        .env_remove(SECRET_ENV)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(text(&out.stdout).contains("(report_only)"));
+    assert_eq!(
+        report.o365.revoke_requests() + report.google.token_requests(),
+        0
+    );
+}
+
+#[test]
+fn bad_lines_are_reported_and_skipped() {
+    let world = World::new();
+    let lines = vec![
+        event("evt-1", "alice@example.com"),
+        "{not json".to_owned(),
+        String::new(),
+        r#"{"id":"evt-3","time":"2026-11-27T10:15:00Z","device":{"id":"d","state":"melted"},"user":{"upn":"b@example.com"}}"#.to_owned(),
+        event("evt-4", "bob@example.com"),
+    ];
+    let out = world.run(&lines);
+    assert_exit(&out, 2);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("line 2     skipped: malformed-json at event"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 4     skipped: invalid-value at event.device.state"),
+        "{stdout}"
+    );
+    assert!(
+        last_line(&out).contains("2 events") && last_line(&out).ends_with("2 bad lines"),
+        "{}",
+        last_line(&out)
+    );
+    assert_eq!(world.o365.applied("bob@example.com"), 1);
+}
+
+/// Kills `srs run` with SIGKILL while calls are in flight, at several points,
+/// restarts it, and checks that every revocation happened and none was made
+/// more often than the calls in flight at the kills can explain.
+#[test]
+fn sigkill_mid_run_loses_nothing() {
+    let users = users(120);
+    let lines = events_for(&users);
+    for (stall_at, kills) in [(0u64, 1u32), (37, 1), (119, 1), (10, 3)] {
+        let world = World::new();
+        let events = world.write_events(&lines);
+        for kill in 0..kills {
+            let after = stall_at + u64::from(kill) * 25;
+            world.o365.stall_after(after);
+            let mut child = world
+                .command(&events)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            assert!(
+                world.o365.wait_for_applied(after, WAIT),
+                "stall {after}: never got there"
+            );
+            // Let calls pile up at the stalled server, then kill.
+            std::thread::sleep(Duration::from_millis(150));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            world.o365.release();
+        }
+        let out = world.command(&events).output().unwrap();
+        assert_exit(&out, 0);
+        for user in &users {
+            assert!(
+                world.o365.applied(user) >= 1,
+                "office365 {user} lost (stall {stall_at})"
+            );
+            assert!(
+                world.google.applied(user) >= 1,
+                "google {user} lost (stall {stall_at})"
+            );
+        }
+        // A call answered 2xx but killed before its `done` was committed is
+        // made again on resume: at most the calls in flight per kill.
+        let extra =
+            world.o365.applied_total() + world.google.applied_total() - 2 * users.len() as u64;
+        assert!(
+            extra <= u64::from(kills) * 8,
+            "{extra} repeated calls after {kills} kills"
+        );
+        let status = world.status();
+        assert!(
+            status.contains(
+                "120 events (0 from dry runs); revocations: 240 done, 0 failed, 0 pending"
+            ),
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn no_secret_reaches_output_or_journal() {
+    let world = World::new();
+    world
+        .o365
+        .push_faults([Fault::ExpiredToken, Fault::Status(400), Fault::Reset]);
+    world
+        .google
+        .push_faults([Fault::ExpiredToken, Fault::Status(400)]);
+    let users = users(10);
+    let out = world.run(&events_for(&users));
+    let status = world.status();
+    let mut haystack = [out.stdout.clone(), out.stderr.clone(), status.into_bytes()].concat();
+    for name in ["state.db", "state.db-wal", "state.db-shm"] {
+        if let Ok(bytes) = std::fs::read(world.path(name)) {
+            haystack.extend(bytes);
+        }
+    }
+    let haystack = text(&haystack);
+    assert!(
+        haystack.contains("user3@example.com"),
+        "the search must see the journal"
+    );
+    assert!(!haystack.contains(&world.secret), "client secret leaked");
+    // Any line of the key's base64 body, and the PEM header itself.
+    for line in TEST_PRIVATE_KEY_PEM.lines().filter(|l| l.len() > 20) {
+        assert!(!haystack.contains(line), "private key leaked: {line}");
+    }
+    assert!(!haystack.contains("PRIVATE KEY"));
+    // Nor any token the servers issued (they are random per server: look for the bearer form).
+    assert!(!haystack.contains("Bearer "));
+}
