@@ -118,6 +118,7 @@ type SharedJournal = Arc<Mutex<Box<dyn Journal + Send>>>;
 struct Run<'w, 'p> {
     worker: &'w mut Worker<'p>,
     journal: SharedJournal,
+    attempts: AttemptWriter,
     clients: Clients,
     options: RunOptions,
     summary: Summary,
@@ -144,7 +145,9 @@ pub fn run(
         .build()
         .context("cannot start the async runtime")?;
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let progress = if std::io::stderr().is_terminal() && !std::io::stdout().is_terminal() {
+    // On a terminal, a spinner with counts (on stderr, rows printed above it);
+    // piped, plain lines only.
+    let progress = if std::io::stderr().is_terminal() && std::io::stdout().is_terminal() {
         ProgressBar::new_spinner()
     } else {
         ProgressBar::hidden()
@@ -153,9 +156,12 @@ pub fn run(
         ProgressStyle::with_template("{spinner} {elapsed} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
+    progress.enable_steady_tick(Duration::from_millis(200));
+    let journal: SharedJournal = Arc::new(Mutex::new(journal));
     let mut state = Run {
         worker,
-        journal: Arc::new(Mutex::new(journal)),
+        attempts: AttemptWriter::start(journal.clone()),
+        journal,
         clients,
         options,
         summary: Summary::default(),
@@ -204,6 +210,13 @@ impl Run<'_, '_> {
                 else => break,
             }
             self.flush_rows()?;
+            self.progress.set_message(format!(
+                "{} events, {} revocations done, {} failed, {} in flight",
+                self.summary.events,
+                self.summary.done,
+                self.summary.failed,
+                self.running.len()
+            ));
         }
         self.flush_rows()?;
         Ok(())
@@ -321,12 +334,6 @@ impl Run<'_, '_> {
         for (d, recorded) in decided.into_iter().zip(records) {
             self.account(d.line, &d.decision, recorded)?;
         }
-        self.progress.set_message(format!(
-            "{} events, {} revocations done, {} in flight",
-            self.summary.events,
-            self.summary.done,
-            self.running.len()
-        ));
         Ok(())
     }
 
@@ -355,7 +362,7 @@ impl Run<'_, '_> {
         }
         let why = reasons(decision);
         let executes = decision.enforced && !self.options.dry_run;
-        let head = format!("line {line:<5} {id}  {}", outcome_id(decision.outcome));
+        let head = format!("line {line:<5} {id}  {:<9}", outcome_id(decision.outcome));
         if decision.outcome != Outcome::Revoke || !executes {
             let note = match (decision.outcome, decision.enforced) {
                 (Outcome::Revoke, false) => {
@@ -379,7 +386,9 @@ impl Run<'_, '_> {
             // A coalesced task is already running, unless it was left pending
             // earlier in this run: then it gets another go.
             if !self.running.contains_key(&task.id) {
-                self.settled.remove(&task.id);
+                if let Some((_, Settled::Pending(_))) = self.settled.remove(&task.id) {
+                    self.summary.pending -= 1;
+                }
                 self.start(task.id, parse_provider(&task.provider)?, task.subject)?;
             }
         }
@@ -400,12 +409,12 @@ impl Run<'_, '_> {
                 provider_id(provider)
             )
         })?;
-        let journal = self.journal.clone();
+        let attempts = self.attempts.clone();
         let retry = self.options.retry;
         let done = self.done_tx.clone();
         let task_subject = subject.clone();
         tokio::spawn(async move {
-            let settled = execute(&client, &journal, id, &task_subject, retry).await;
+            let settled = execute(&client, &attempts, id, &task_subject, retry).await;
             let _ = done.send((id, settled));
         });
         self.running.insert(id, TaskInfo { provider, subject });
@@ -468,7 +477,7 @@ impl Run<'_, '_> {
 /// task pending when the run's retry deadline would pass.
 async fn execute(
     client: &Client,
-    journal: &SharedJournal,
+    attempts: &AttemptWriter,
     task: TaskId,
     subject: &str,
     retry: RetryConfig,
@@ -512,30 +521,100 @@ async fn execute(
                 }
             }
         };
-        let code = outcome.code;
-        let provider_code = outcome.provider_code.clone();
-        let message = outcome.message.clone();
-        let status = outcome.status;
-        let journal = journal.clone();
-        blocking(move || {
-            let attempt = Attempt {
-                at_ms: unix_ms(SystemTime::now()),
-                http_status: status,
-                error_code: code,
-                provider_code: provider_code.as_deref(),
-                message: message.as_deref(),
-                result,
-            };
-            lock(&journal)?.record_attempt(task, &attempt)?;
-            Ok(())
-        })
-        .await?;
+        attempts
+            .record(task, AttemptRecord::new(&outcome, result))
+            .await?;
         if let Some(settled) = settled {
             return Ok(settled);
         }
         if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// An attempt as sent to the journal writer: owned, and still nothing secret.
+struct AttemptRecord {
+    at_ms: i64,
+    status: Option<u16>,
+    code: Option<&'static str>,
+    provider_code: Option<String>,
+    message: Option<String>,
+    result: AttemptResult,
+}
+
+impl AttemptRecord {
+    fn new(outcome: &retry::Outcome, result: AttemptResult) -> Self {
+        Self {
+            at_ms: unix_ms(SystemTime::now()),
+            status: outcome.status,
+            code: outcome.code,
+            provider_code: outcome.provider_code.clone(),
+            message: outcome.message.clone(),
+            result,
+        }
+    }
+}
+
+type AttemptReply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Group commit for attempts: one thread takes every attempt waiting and
+/// journals them in one transaction, then wakes each caller. A caller goes on
+/// only once its attempt is durable, and concurrent calls share one fsync.
+#[derive(Clone)]
+struct AttemptWriter {
+    tx: std::sync::mpsc::Sender<(TaskId, AttemptRecord, AttemptReply)>,
+}
+
+impl AttemptWriter {
+    /// Attempts journaled in one transaction, at most.
+    const GROUP: usize = 1024;
+
+    fn start(journal: SharedJournal) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<(TaskId, AttemptRecord, AttemptReply)>();
+        std::thread::spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                while group.len() < Self::GROUP
+                    && let Ok(next) = rx.try_recv()
+                {
+                    group.push(next);
+                }
+                let attempts: Vec<(TaskId, Attempt<'_>)> = group
+                    .iter()
+                    .map(|(task, a, _)| {
+                        let attempt = Attempt {
+                            at_ms: a.at_ms,
+                            http_status: a.status,
+                            error_code: a.code,
+                            provider_code: a.provider_code.as_deref(),
+                            message: a.message.as_deref(),
+                            result: a.result,
+                        };
+                        (*task, attempt)
+                    })
+                    .collect();
+                let result = lock(&journal)
+                    .and_then(|mut j| j.record_attempts(&attempts).map_err(Into::into))
+                    .map(drop)
+                    .map_err(|e| format!("{e:#}"));
+                drop(attempts);
+                for (_, _, reply) in group {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    async fn record(&self, task: TaskId, attempt: AttemptRecord) -> Result<()> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((task, attempt, reply))
+            .map_err(|_| anyhow!("the journal writer stopped"))?;
+        done.await
+            .map_err(|_| anyhow!("the journal writer stopped"))?
+            .map_err(|e| anyhow!("cannot journal an attempt: {e}"))
     }
 }
 

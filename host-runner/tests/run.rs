@@ -560,3 +560,53 @@ fn no_secret_reaches_output_or_journal() {
     // Nor any token the servers issued (they are random per server: look for the bearer form).
     assert!(!haystack.contains("Bearer "));
 }
+
+#[test]
+fn config_policy_and_credential_errors_exit_1_before_any_call() {
+    let world = World::new();
+    let events = world.write_events(&[event("evt-1", "alice@example.com")]);
+    let run = |setup: &dyn Fn(&World)| {
+        setup(&world);
+        world.command(&events).output().unwrap()
+    };
+    // An unset secret variable.
+    let out = world
+        .command(&events)
+        .env_remove(SECRET_ENV)
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("`SRS_TEST_O365_SECRET` is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A typo in the host config.
+    let config = std::fs::read_to_string(world.path("host.toml")).unwrap();
+    let out = run(&|w| {
+        std::fs::write(
+            w.path("host.toml"),
+            config.replace("timeout_ms", "timeout_msec"),
+        )
+        .unwrap()
+    });
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("timeout_msec"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(world.path("host.toml"), &config).unwrap();
+    // An invalid policy: its failure answer, exit 1.
+    let out = run(&|w| std::fs::write(w.path("policy.json"), r#"{"uem":"epmm"}"#).unwrap());
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stdout).contains(r#""code":"missing-field","path":"policy.deployment""#),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        world.o365.token_requests() + world.google.token_requests(),
+        0
+    );
+}
