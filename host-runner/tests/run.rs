@@ -476,55 +476,113 @@ fn bad_lines_are_reported_and_skipped() {
 fn sigkill_mid_run_loses_nothing() {
     let users = users(120);
     let lines = events_for(&users);
+    // (Office 365 revocations applied before its server stalls, kills): the
+    // kill comes once a call is stuck at the stalled server, so events are
+    // journaled and calls are in flight at both providers.
     for (stall_at, kills) in [(0u64, 1u32), (37, 1), (119, 1), (10, 3)] {
         let world = World::new();
         let events = world.write_events(&lines);
         for kill in 0..kills {
             let after = stall_at + u64::from(kill) * 25;
             world.o365.stall_after(after);
+            let seen = world.o365.revoke_requests();
             let mut child = world
                 .command(&events)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
             assert!(
                 world.o365.wait_for_applied(after, WAIT),
                 "stall {after}: never got there"
             );
-            // Let calls pile up at the stalled server, then kill.
-            std::thread::sleep(Duration::from_millis(150));
+            wait_until(|| world.o365.revoke_requests() > seen.max(after));
+            std::thread::sleep(Duration::from_millis(100));
             child.kill().unwrap();
             child.wait().unwrap();
             world.o365.release();
         }
-        let out = world.command(&events).output().unwrap();
-        assert_exit(&out, 0);
-        for user in &users {
-            assert!(
-                world.o365.applied(user) >= 1,
-                "office365 {user} lost (stall {stall_at})"
-            );
-            assert!(
-                world.google.applied(user) >= 1,
-                "google {user} lost (stall {stall_at})"
-            );
-        }
-        // A call answered 2xx but killed before its `done` was committed is
-        // made again on resume: at most the calls in flight per kill.
-        let extra =
-            world.o365.applied_total() + world.google.applied_total() - 2 * users.len() as u64;
-        assert!(
-            extra <= u64::from(kills) * 8,
-            "{extra} repeated calls after {kills} kills"
+        check_after_restart(
+            &world,
+            &events,
+            &users,
+            &format!("stall at {stall_at}, {kills} kill(s)"),
+            kills,
         );
-        let status = world.status();
+    }
+    // Kills at arbitrary moments while calls complete (20 ms each), which can
+    // land between a provider's 2xx and the journal commit of `done`.
+    let world = World::new();
+    world.o365.set_latency(Duration::from_millis(20));
+    world.google.set_latency(Duration::from_millis(20));
+    let events = world.write_events(&lines);
+    let kills = 3;
+    for _ in 0..kills {
+        let before = world.o365.applied_total();
+        let mut child = world
+            .command(&events)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(|| world.o365.applied_total() > before + 5);
+        std::thread::sleep(Duration::from_millis(u64::from(fastrand_ms())));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    check_after_restart(&world, &events, &users, "kills while calls complete", kills);
+}
+
+/// Restarts `srs run` to the end and checks nothing was lost or repeated
+/// beyond the calls in flight at the kills.
+#[track_caller]
+fn check_after_restart(world: &World, events: &Path, users: &[String], label: &str, kills: u32) {
+    let out = world.command(events).output().unwrap();
+    assert_exit(&out, 0);
+    for user in users {
         assert!(
-            status.contains(
-                "120 events (0 from dry runs); revocations: 240 done, 0 failed, 0 pending"
-            ),
-            "{status}"
+            world.o365.applied(user) >= 1,
+            "office365 {user} lost ({label})"
         );
+        assert!(
+            world.google.applied(user) >= 1,
+            "google {user} lost ({label})"
+        );
+    }
+    // A call answered 2xx but killed before its `done` was committed is
+    // made again on resume: at most the calls in flight (4 per provider) per kill.
+    let total = world.o365.applied_total() + world.google.applied_total();
+    let extra = total - 2 * users.len() as u64;
+    eprintln!(
+        "{label}: {total} calls applied for {} revocations ({extra} repeated)",
+        2 * users.len()
+    );
+    assert!(
+        extra <= u64::from(kills) * 8,
+        "{extra} repeated calls after {kills} kills"
+    );
+    let status = world.status();
+    let expected = format!(
+        "{} events (0 from dry runs); revocations: {} done, 0 failed, 0 pending",
+        users.len(),
+        2 * users.len()
+    );
+    assert!(status.contains(&expected), "{label}: {status}");
+}
+
+/// A pseudo-random 0..200 ms, different per call.
+fn fastrand_ms() -> u32 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    nanos % 200
+}
+
+#[track_caller]
+fn wait_until(condition: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < WAIT, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
