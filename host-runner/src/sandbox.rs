@@ -2,8 +2,9 @@
 //! per call, bounded requests and answers, and every guest pointer checked.
 
 use wasmtime::{
-    Config, Engine, ExternType, FuncType, Instance, InstancePre, Linker, Memory, Module,
-    ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc, ValType,
+    Config, Engine, ExternType, FuncType, Instance, InstanceAllocationStrategy, InstancePre,
+    Linker, Memory, Module, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, TypedFunc, ValType,
 };
 
 /// The ABI version this host speaks (SPEC §6).
@@ -34,6 +35,23 @@ impl Default for Limits {
             max_answer: 4 << 20,
         }
     }
+}
+
+/// How a plugin's instances get their memory and runtime metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Allocated when an instance is created and freed when it is dropped
+    /// (wasmtime's default).
+    #[default]
+    OnDemand,
+    /// wasmtime's pooling allocator: address space for `instances` instances
+    /// is reserved when the plugin is loaded, each memory capped at
+    /// [`Limits::max_memory`], and creating an instance reuses a free slot.
+    /// At most `instances` instances (the load's probe included) live at once;
+    /// one more fails to instantiate. A module declaring more memory than the
+    /// cap is refused when compiled ([`SandboxError::Compile`]), where
+    /// on-demand loading refuses it as [`SandboxError::MemoryCap`].
+    Pooling { instances: u32 },
 }
 
 /// Why a module was refused or a call did not give an answer.
@@ -236,8 +254,25 @@ impl Plugin {
     /// export of ABI version 1 or has one of the wrong type, or reports
     /// another ABI version.
     pub fn load(wasm: &[u8], limits: Limits) -> Result<Self, SandboxError> {
+        Self::load_with(wasm, limits, Allocation::OnDemand)
+    }
+
+    /// [`Plugin::load`] with a choice of instance allocation.
+    pub fn load_with(
+        wasm: &[u8],
+        limits: Limits,
+        allocation: Allocation,
+    ) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        if let Allocation::Pooling { instances } = allocation {
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_core_instances(instances)
+                .total_memories(instances)
+                .total_tables(instances)
+                .max_memory_size(limits.max_memory);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config).map_err(|e| SandboxError::Compile(e.to_string()))?;
         let module =
             Module::new(&engine, wasm).map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
@@ -372,6 +407,11 @@ impl PluginInstance {
     /// Whether a call failed; a poisoned instance is never used again.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// The size of the guest's linear memory, in bytes (64 KiB pages).
+    pub fn memory_size(&self) -> usize {
+        self.exports.memory.data_size(&self.store)
     }
 
     /// `srs_abi_version`.
@@ -527,6 +567,12 @@ impl<'p> Worker<'p> {
     /// `srs_evaluate_event` against the policy set through this worker.
     pub fn evaluate_event(&mut self, event: &[u8]) -> Result<String, SandboxError> {
         self.instance()?.evaluate_event(event)
+    }
+
+    /// The current instance's linear memory size in bytes; `None` until this
+    /// worker has an instance.
+    pub fn memory_size(&self) -> Option<usize> {
+        self.instance.as_ref().map(PluginInstance::memory_size)
     }
 
     fn instance(&mut self) -> Result<&mut PluginInstance, SandboxError> {
