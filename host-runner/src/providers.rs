@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::{CallLimits, GoogleConfig, Office365Config, Secret, base_url};
-use crate::retry::{self, Outcome, Verdict};
+use crate::retry::{self, Answer, Endpoint, Outcome, Verdict};
 
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 const GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.security";
@@ -184,7 +184,12 @@ impl Client {
                 let status = r.status().as_u16();
                 let retry_after = header_text(&r, RETRY_AFTER);
                 let body = r.bytes().await.unwrap_or_default();
-                retry::classify_revoke(status, &body, retry_after.as_deref(), SystemTime::now())
+                let answer = Answer {
+                    status,
+                    body: &body,
+                    retry_after: retry_after.as_deref(),
+                };
+                retry::classify(Endpoint::Revoke, answer, SystemTime::now())
             }
             Err(e) => transport_error(&e),
         }
@@ -237,12 +242,12 @@ impl Client {
         let retry_after = header_text(&response, RETRY_AFTER);
         let body = response.bytes().await.map_err(|e| transport_error(&e))?;
         if !(200..300).contains(&status) {
-            return Err(retry::classify_token_error(
+            let answer = Answer {
                 status,
-                &body,
-                retry_after.as_deref(),
-                SystemTime::now(),
-            ));
+                body: &body,
+                retry_after: retry_after.as_deref(),
+            };
+            return Err(retry::classify(Endpoint::Token, answer, SystemTime::now()));
         }
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| Outcome {
             verdict: Verdict::Failed,

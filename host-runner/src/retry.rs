@@ -55,56 +55,48 @@ const GOOGLE_QUOTA_REASONS: [&str; 3] = [
     "quotaExceeded",
 ];
 
-/// Classifies a revocation endpoint's answer.
-pub fn classify_revoke(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<&str>,
-    now: SystemTime,
-) -> Outcome {
-    let (provider_code, message) = error_of(body);
-    let after = retry_after.and_then(|v| parse_retry_after(v, now));
+/// An HTTP answer from a provider, as far as classifying it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    pub status: u16,
+    pub body: &'a [u8],
+    pub retry_after: Option<&'a str>,
+}
+
+/// Which endpoint answered: they fail differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `revokeSignInSessions` or `signOut`.
+    Revoke,
+    /// A token endpoint; only its refusals are classified.
+    Token,
+}
+
+/// Classifies a provider's answer (SPEC §8). At the token endpoint, throttling
+/// and outages are retried; any other refusal (a wrong secret, a missing
+/// delegation) is permanent.
+pub fn classify(endpoint: Endpoint, answer: Answer<'_>, now: SystemTime) -> Outcome {
+    let (provider_code, message) = error_of(answer.body);
+    let after = answer.retry_after.and_then(|v| parse_retry_after(v, now));
+    let retry = Verdict::Retry { after };
     let quota = provider_code
         .as_deref()
         .is_some_and(|c| GOOGLE_QUOTA_REASONS.contains(&c));
-    let (verdict, code) = match status {
-        200..=299 => (Verdict::Done, None),
-        401 => (Verdict::Refresh, Some("unauthorized")),
-        403 if quota => (Verdict::Retry { after }, Some("throttled")),
-        403 => (Verdict::Failed, Some("permission-denied")),
-        404 => (Verdict::Failed, Some("user-not-found")),
-        429 => (Verdict::Retry { after }, Some("throttled")),
-        500 | 502 | 503 | 504 => (Verdict::Retry { after }, Some("unavailable")),
-        _ => (Verdict::Failed, Some("rejected")),
+    let (verdict, code) = match (endpoint, answer.status) {
+        (_, 429) => (retry, Some("throttled")),
+        (_, 500 | 502 | 503 | 504) => (retry, Some("unavailable")),
+        (Endpoint::Token, _) => (Verdict::Failed, Some("auth-failed")),
+        (Endpoint::Revoke, 200..=299) => (Verdict::Done, None),
+        (Endpoint::Revoke, 401) => (Verdict::Refresh, Some("unauthorized")),
+        (Endpoint::Revoke, 403) if quota => (retry, Some("throttled")),
+        (Endpoint::Revoke, 403) => (Verdict::Failed, Some("permission-denied")),
+        (Endpoint::Revoke, 404) => (Verdict::Failed, Some("user-not-found")),
+        (Endpoint::Revoke, _) => (Verdict::Failed, Some("rejected")),
     };
     Outcome {
         verdict,
-        status: Some(status),
+        status: Some(answer.status),
         code,
-        provider_code,
-        message,
-    }
-}
-
-/// Classifies a token endpoint's refusal. Throttling and outages are retried;
-/// anything else (a wrong secret, a missing delegation) is permanent.
-pub fn classify_token_error(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<&str>,
-    now: SystemTime,
-) -> Outcome {
-    let (provider_code, message) = error_of(body);
-    let after = retry_after.and_then(|v| parse_retry_after(v, now));
-    let (verdict, code) = match status {
-        429 => (Verdict::Retry { after }, "throttled"),
-        500 | 502 | 503 | 504 => (Verdict::Retry { after }, "unavailable"),
-        _ => (Verdict::Failed, "auth-failed"),
-    };
-    Outcome {
-        verdict,
-        status: Some(status),
-        code: Some(code),
         provider_code,
         message,
     }
@@ -197,6 +189,40 @@ fn error_of(body: &[u8]) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn classify_revoke(
+        status: u16,
+        body: &[u8],
+        retry_after: Option<&str>,
+        now: SystemTime,
+    ) -> Outcome {
+        classify(
+            Endpoint::Revoke,
+            Answer {
+                status,
+                body,
+                retry_after,
+            },
+            now,
+        )
+    }
+
+    fn classify_token_error(
+        status: u16,
+        body: &[u8],
+        retry_after: Option<&str>,
+        now: SystemTime,
+    ) -> Outcome {
+        classify(
+            Endpoint::Token,
+            Answer {
+                status,
+                body,
+                retry_after,
+            },
+            now,
+        )
+    }
 
     const NOW: Duration = Duration::from_secs(1_790_000_000);
 
