@@ -240,7 +240,7 @@ impl Run<'_, '_> {
     }
 
     /// Decides a batch of lines, journals them in one commit, starts their tasks.
-    async fn decide(&mut self, batch: Vec<(u64, Vec<u8>)>) -> Result<()> {
+    async fn decide(&mut self, batch: Vec<Line>) -> Result<()> {
         struct Decided {
             line: u64,
             raw: String,
@@ -249,6 +249,18 @@ impl Run<'_, '_> {
         }
         let mut decided = Vec::with_capacity(batch.len());
         for (line, bytes) in batch {
+            let bytes = match bytes {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.summary.bad_lines += 1;
+                    self.rows.push_back(Row {
+                        head: format!("line {line:<5} unreadable, input ends here: {e}"),
+                        tasks: vec![],
+                        tail: String::new(),
+                    });
+                    continue;
+                }
+            };
             let raw = self.worker.evaluate_event(&bytes)?;
             let answer: Answer =
                 serde_json::from_str(&raw).context("the module's answer is not a SPEC answer")?;
@@ -637,8 +649,12 @@ fn describe(outcome: &retry::Outcome) -> String {
     parts.join(" ")
 }
 
-/// Reads input lines on a thread of their own; blank lines are skipped.
-fn read_lines(mut input: Box<dyn BufRead + Send>) -> mpsc::Receiver<(u64, Vec<u8>)> {
+/// An input line by number, or why the input could not be read past it.
+type Line = (u64, Result<Vec<u8>, String>);
+
+/// Reads input lines on a thread of their own; blank lines are skipped. A read
+/// error ends the input; it is passed on, to be reported as a bad line.
+fn read_lines(mut input: Box<dyn BufRead + Send>) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(BATCH * 4);
     std::thread::spawn(move || {
         let mut number = 0u64;
@@ -651,13 +667,12 @@ fn read_lines(mut input: Box<dyn BufRead + Send>) -> mpsc::Receiver<(u64, Vec<u8
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    if tx.blocking_send((number, line)).is_err() {
+                    if tx.blocking_send((number, Ok(line))).is_err() {
                         break;
                     }
                 }
                 Err(e) => {
-                    // An unreadable input ends the run's input; what was read is kept.
-                    eprintln!("error: cannot read input after line {number}: {e}");
+                    let _ = tx.blocking_send((number + 1, Err(e.to_string())));
                     break;
                 }
             }

@@ -467,6 +467,14 @@ fn bad_lines_are_reported_and_skipped() {
         last_line(&out)
     );
     assert_eq!(world.o365.applied("bob@example.com"), 1);
+    // Input that cannot be read (a directory) is a bad line too, not a silent end.
+    let out = world.command(world.dir.path()).output().unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stdout).contains("line 1     unreadable, input ends here"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 /// Kills `srs run` with SIGKILL while calls are in flight, at several points,
