@@ -316,18 +316,16 @@ fn run(
     // those of tasks an earlier run left pending. Credentials are read for
     // those only, so a report_only policy needs none.
     let mut needed: Vec<Provider> = Vec::new();
+    let mut resume = Vec::new();
     if !dry_run {
         let engine = policy_core::Engine::from_json(&policy)
             .map_err(|_| anyhow::anyhow!("the policy was accepted by the module but not by srs"))?;
         if engine.policy().mode == Mode::Enforce {
             needed.extend(&engine.policy().providers);
         }
-        for task in journal.pending_tasks()? {
-            match task.provider.as_str() {
-                "office365" => needed.push(Provider::Office365),
-                "google_workspace" => needed.push(Provider::GoogleWorkspace),
-                other => anyhow::bail!("the journal names an unknown provider `{other}`"),
-            }
+        resume = journal.pending_tasks()?;
+        for task in &resume {
+            needed.push(runner::parse_provider(&task.provider)?);
         }
     }
     let clients = clients(&config, &needed)
@@ -345,6 +343,7 @@ fn run(
     let options = RunOptions {
         dry_run,
         retry: config.retry,
+        resume,
     };
     let out = Box::new(std::io::LineWriter::new(std::io::stdout()));
     let summary = runner::run(&mut worker, Box::new(journal), clients, options, input, out)?;

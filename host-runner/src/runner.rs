@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::RetryConfig;
-use crate::journal::{Attempt, AttemptResult, Journal, NewEvent, Recorded, TaskId};
+use crate::journal::{Attempt, AttemptResult, Journal, NewEvent, Recorded, Task, TaskId};
 use crate::providers::{Client, Clients};
 use crate::retry::{self, Verdict};
 use crate::sandbox::Worker;
@@ -35,6 +35,8 @@ pub struct RunOptions {
     /// Journal decisions, execute nothing.
     pub dry_run: bool,
     pub retry: RetryConfig,
+    /// The tasks an earlier run left pending, executed first (none in a dry run).
+    pub resume: Vec<Task>,
 }
 
 /// What a run did, for the summary line and the exit code.
@@ -184,9 +186,8 @@ impl Run<'_, '_> {
         input: Box<dyn BufRead + Send>,
         mut done_rx: mpsc::UnboundedReceiver<(TaskId, Result<Settled>)>,
     ) -> Result<()> {
-        if !self.options.dry_run {
-            self.resume().await?;
-        }
+        let pending = std::mem::take(&mut self.options.resume);
+        self.resume(pending)?;
         let mut lines = read_lines(input);
         let mut input_open = true;
         loop {
@@ -223,9 +224,7 @@ impl Run<'_, '_> {
     }
 
     /// Starts the tasks an earlier run left pending.
-    async fn resume(&mut self) -> Result<()> {
-        let journal = self.journal.clone();
-        let pending = blocking(move || lock(&journal)?.pending_tasks().map_err(Into::into)).await?;
+    fn resume(&mut self, pending: Vec<Task>) -> Result<()> {
         for task in pending {
             let provider = parse_provider(&task.provider)?;
             self.summary.resumed += 1;
@@ -731,7 +730,8 @@ pub fn provider_id(provider: Provider) -> &'static str {
     }
 }
 
-fn parse_provider(id: &str) -> Result<Provider> {
+/// A provider id as the journal stores it.
+pub fn parse_provider(id: &str) -> Result<Provider> {
     match id {
         "office365" => Ok(Provider::Office365),
         "google_workspace" => Ok(Provider::GoogleWorkspace),
