@@ -83,6 +83,17 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// A decided event as the journal keeps it, owned so it can move to the
+/// journal's thread.
+struct JournalEvent {
+    id: String,
+    outcome: &'static str,
+    enforced: bool,
+    /// The module's answer, as it gave it.
+    decision: String,
+    revocations: Vec<(&'static str, String)>,
+}
+
 /// How a task ended in this run.
 #[derive(Debug, Clone)]
 enum Settled {
@@ -240,13 +251,10 @@ impl Run<'_, '_> {
 
     /// Decides a batch of lines, journals them in one commit, starts their tasks.
     async fn decide(&mut self, batch: Vec<Line>) -> Result<()> {
-        struct Decided {
-            line: u64,
-            raw: String,
-            decision: Decision,
-            revocations: Vec<(String, String)>,
-        }
+        // (line, decision) stay here for the output; what the journal keeps
+        // moves to its thread.
         let mut decided = Vec::with_capacity(batch.len());
+        let mut to_journal = Vec::with_capacity(batch.len());
         for (line, bytes) in batch {
             let bytes = match bytes {
                 Ok(bytes) => bytes,
@@ -283,58 +291,50 @@ impl Run<'_, '_> {
                     decision: Some(decision),
                     ..
                 } => {
-                    let revocations = decision
-                        .revocations
-                        .iter()
-                        .map(|r| (provider_id(r.provider).to_owned(), r.subject.clone()))
-                        .collect();
-                    decided.push(Decided {
-                        line,
-                        raw,
-                        decision,
-                        revocations,
+                    to_journal.push(JournalEvent {
+                        id: decision.event_id.clone(),
+                        outcome: outcome_id(decision.outcome),
+                        enforced: decision.enforced,
+                        decision: raw,
+                        revocations: decision
+                            .revocations
+                            .iter()
+                            .map(|r| (provider_id(r.provider), r.subject.clone()))
+                            .collect(),
                     });
+                    decided.push((line, decision));
                 }
             }
         }
         let received_ms = unix_ms(SystemTime::now());
         let dry_run = self.options.dry_run;
-        let records = {
-            let journal = self.journal.clone();
-            let owned: Vec<_> = decided
+        let journal = self.journal.clone();
+        let records = blocking(move || {
+            let pairs: Vec<Vec<(&str, &str)>> = to_journal
                 .iter()
-                .map(|d| {
-                    (
-                        d.decision.event_id.clone(),
-                        outcome_id(d.decision.outcome),
-                        d.decision.enforced,
-                        d.raw.clone(),
-                        d.revocations.clone(),
-                    )
+                .map(|r| {
+                    r.revocations
+                        .iter()
+                        .map(|(p, s)| (*p, s.as_str()))
+                        .collect()
                 })
                 .collect();
-            blocking(move || {
-                let pairs: Vec<Vec<(&str, &str)>> = owned
-                    .iter()
-                    .map(|o| o.4.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect())
-                    .collect();
-                let events: Vec<NewEvent<'_>> = owned
-                    .iter()
-                    .zip(&pairs)
-                    .map(|(o, pairs)| NewEvent {
-                        id: &o.0,
-                        received_ms,
-                        outcome: o.1,
-                        enforced: o.2,
-                        dry_run,
-                        decision: &o.3,
-                        revocations: pairs,
-                    })
-                    .collect();
-                lock(&journal)?.record_events(&events).map_err(Into::into)
-            })
-            .await?
-        };
+            let events: Vec<NewEvent<'_>> = to_journal
+                .iter()
+                .zip(&pairs)
+                .map(|(r, pairs)| NewEvent {
+                    id: &r.id,
+                    received_ms,
+                    outcome: r.outcome,
+                    enforced: r.enforced,
+                    dry_run,
+                    decision: &r.decision,
+                    revocations: pairs,
+                })
+                .collect();
+            lock(&journal)?.record_events(&events).map_err(Into::into)
+        })
+        .await?;
         if records.len() != decided.len() {
             bail!(
                 "the journal recorded {} of {} events",
@@ -342,8 +342,8 @@ impl Run<'_, '_> {
                 decided.len()
             );
         }
-        for (d, recorded) in decided.into_iter().zip(records) {
-            self.account(d.line, &d.decision, recorded)?;
+        for ((line, decision), recorded) in decided.into_iter().zip(records) {
+            self.account(line, &decision, recorded)?;
         }
         Ok(())
     }
