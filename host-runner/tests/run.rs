@@ -45,24 +45,17 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sa.json"), google.key_file_json()).unwrap();
         std::fs::write(dir.path().join("policy.json"), policy("enforce")).unwrap();
-        let o = o365.options();
         let retry = if extra.contains("[retry]") {
-            String::new()
+            ""
         } else {
-            "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 20000\n".into()
+            "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 20000\n"
         };
-        let config = format!(
-            "[office365]\ntenant_id = '{}'\nclient_id = '{}'\nclient_secret_env = '{SECRET_ENV}'\n\
-             graph_url = '{}'\nlogin_url = '{}'\ntimeout_ms = 500\nmax_concurrency = 4\n\n\
-             [google_workspace]\nservice_account_key_file = 'sa.json'\nadmin_subject = '{}'\n\
-             directory_url = '{}'\ntoken_url = '{}'\ntimeout_ms = 500\nmax_concurrency = 4\n\n{retry}{extra}",
-            o.tenant_id,
-            o.client_id,
-            o365.graph_url(),
-            o365.login_url(),
-            google.options().admin_subject,
-            google.directory_url(),
-            google.token_url(),
+        let config = fake_providers::host_toml(
+            &o365,
+            &google,
+            SECRET_ENV,
+            "timeout_ms = 500\nmax_concurrency = 4\n",
+            &format!("{retry}{extra}"),
         );
         std::fs::write(dir.path().join("host.toml"), config).unwrap();
         Self {

@@ -120,19 +120,12 @@ fn srs_run(srs: &Path, users: &[String], faults: bool) -> anyhow::Result<f64> {
     let o = s.o365.options();
     std::fs::write(
         dir.path().join("host.toml"),
-        format!(
-            "[office365]\ntenant_id = '{}'\nclient_id = '{}'\nclient_secret_env = '{SECRET_ENV}'\n\
-             graph_url = '{}'\nlogin_url = '{}'\nmax_concurrency = {CONCURRENCY}\n\n\
-             [google_workspace]\nservice_account_key_file = 'sa.json'\nadmin_subject = '{}'\n\
-             directory_url = '{}'\ntoken_url = '{}'\nmax_concurrency = {CONCURRENCY}\n\n\
-             [retry]\ninitial_backoff_ms = 10\nmax_backoff_ms = 100\n",
-            o.tenant_id,
-            o.client_id,
-            s.o365.graph_url(),
-            s.o365.login_url(),
-            s.google.options().admin_subject,
-            s.google.directory_url(),
-            s.google.token_url(),
+        fake_providers::host_toml(
+            &s.o365,
+            &s.google,
+            SECRET_ENV,
+            &format!("max_concurrency = {CONCURRENCY}\n"),
+            "[retry]\ninitial_backoff_ms = 10\nmax_backoff_ms = 100\n",
         ),
     )?;
     let events = dir.path().join("events.jsonl");

@@ -45,6 +45,34 @@ pub const TEST_PUBLIC_KEY_PEM: &str = include_str!("../keys/test-service-account
 /// The `private_key_id` written by [`google_key_file_json`] (an arbitrary, fixed value).
 pub const TEST_PRIVATE_KEY_ID: &str = "5f3c0a6e9b1d4c2a8e7f60b1c2d3e4f5a6b7c8d9";
 
+/// A host config (`HOST.toml`, SPEC §8) for `srs run` pointing at these two servers. The
+/// Google key file is `sa.json` beside it (write [`FakeGoogle::key_file_json`] there); the
+/// client secret is read from the environment variable `secret_env`. `per_provider` lines
+/// (e.g. `"max_concurrency = 4\n"`) go into both provider sections, `tail` after them (e.g.
+/// a `[retry]` table).
+pub fn host_toml(
+    o365: &FakeOffice365,
+    google: &FakeGoogle,
+    secret_env: &str,
+    per_provider: &str,
+    tail: &str,
+) -> String {
+    let o = o365.options();
+    format!(
+        "[office365]\ntenant_id = '{}'\nclient_id = '{}'\nclient_secret_env = '{secret_env}'\n\
+         graph_url = '{}'\nlogin_url = '{}'\n{per_provider}\n\
+         [google_workspace]\nservice_account_key_file = 'sa.json'\nadmin_subject = '{}'\n\
+         directory_url = '{}'\ntoken_url = '{}'\n{per_provider}\n{tail}",
+        o.tenant_id,
+        o.client_id,
+        o365.graph_url(),
+        o365.login_url(),
+        google.options().admin_subject,
+        google.directory_url(),
+        google.token_url(),
+    )
+}
+
 /// A Google service account JSON key file, as the Cloud console downloads it, holding
 /// [`TEST_PRIVATE_KEY_PEM`] for `client_email`, with `token_uri` set to `token_uri` (usually
 /// [`FakeGoogle::token_url`]).
