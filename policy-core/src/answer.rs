@@ -3,18 +3,24 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Action, DeviceState, Provider};
+use crate::model::{Action, Deployment, DeviceState, Mode, Provider};
+use crate::names::wire_enum;
 
 /// What the module says about one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Answer {
-    /// The input was evaluated. `decision` is absent only when a policy was
-    /// validated and kept without an event (`srs_set_policy`).
+    /// The input was evaluated. A policy validated and kept without an event
+    /// (`srs_set_policy`) has no `decision` but its `policy` summary; an
+    /// evaluation has a `decision` and no `policy`.
     Success {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         decision: Option<Decision>,
+        /// Boxed: it is rare, and it keeps `Answer` small enough to return
+        /// in a `Result` (`clippy::result_large_err`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<Box<PolicySummary>>,
         warnings: Vec<Diagnostic>,
     },
     /// The input could not be evaluated; every error found, in input order.
@@ -22,14 +28,6 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// The answer to a policy that was validated and kept.
-    pub fn accepted(warnings: Vec<Diagnostic>) -> Self {
-        Self::Success {
-            decision: None,
-            warnings,
-        }
-    }
-
     /// The answer as compact JSON, the bytes every implementation must agree on.
     pub fn to_json(&self) -> String {
         // Serializing these plain structs cannot fail: no maps with non-string keys,
@@ -40,6 +38,18 @@ impl Answer {
             )
         })
     }
+}
+
+/// What a kept policy will ask of its host (SPEC §6, `srs_set_policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+pub struct PolicySummary {
+    /// The providers revocations go to, in the policy's order.
+    pub providers: Vec<Provider>,
+    pub mode: Mode,
+    /// How long a blocking action waits before revoking; 0 until the policy
+    /// has a grace period (SPEC §4 step 3a).
+    pub grace_seconds: u32,
 }
 
 /// The decision about one event.
@@ -58,21 +68,21 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Revoke,
-    NoAction,
-    Unsupported,
+wire_enum! {
+    /// What happens to the user's sessions.
+    pub enum Outcome("outcome") {
+        Revoke = "revoke",
+        NoAction = "no_action",
+        Unsupported = "unsupported",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum Access {
-    Allow,
-    Block,
+wire_enum! {
+    /// The sign-in gate's verdict.
+    pub enum Access("access") {
+        Allow = "allow",
+        Block = "block",
+    }
 }
 
 /// End this user's sessions at this provider.
@@ -92,30 +102,16 @@ pub struct Reason {
     pub matched: Vec<Matched>,
 }
 
-/// The rule ids of SPEC §4, in the order reasons are listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "kebab-case")]
-pub enum Rule {
-    DeviceState,
-    BlockingAction,
-    ExemptUser,
-    UnsupportedDeployment,
-    Compliant,
-    NonBlockingOnly,
-}
-
-impl Rule {
-    /// The stable rule id.
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::DeviceState => "device-state",
-            Self::BlockingAction => "blocking-action",
-            Self::ExemptUser => "exempt-user",
-            Self::UnsupportedDeployment => "unsupported-deployment",
-            Self::Compliant => "compliant",
-            Self::NonBlockingOnly => "non-blocking-only",
-        }
+wire_enum! {
+    /// The rule ids of SPEC §4, in the order reasons are listed.
+    #[derive(PartialOrd, Ord)]
+    pub enum Rule("rule") {
+        DeviceState = "device-state",
+        BlockingAction = "blocking-action",
+        ExemptUser = "exempt-user",
+        UnsupportedDeployment = "unsupported-deployment",
+        Compliant = "compliant",
+        NonBlockingOnly = "non-blocking-only",
     }
 }
 
@@ -131,9 +127,7 @@ pub enum Matched {
     /// The event identity that is in `exempt_users`.
     User { user: String },
     /// The deployment that cannot revoke.
-    Deployment {
-        deployment: crate::model::Deployment,
-    },
+    Deployment { deployment: Deployment },
 }
 
 /// An error or warning: a stable code, a path into the input, a message for people.
@@ -148,33 +142,42 @@ pub struct Diagnostic {
     pub message: String,
 }
 
-/// The stable error codes of SPEC §5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorCode {
-    MalformedJson,
-    MissingField,
-    UnknownField,
-    InvalidValue,
-    UnknownAction,
-    UnknownCompliancePolicy,
-    MissingIdentity,
-    TooLarge,
+wire_enum! {
+    /// The stable error codes of SPEC §5.
+    pub enum ErrorCode("error code") {
+        MalformedJson = "malformed-json",
+        MissingField = "missing-field",
+        UnknownField = "unknown-field",
+        InvalidValue = "invalid-value",
+        UnknownAction = "unknown-action",
+        UnknownCompliancePolicy = "unknown-compliance-policy",
+        MissingIdentity = "missing-identity",
+        TooLarge = "too-large",
+    }
 }
 
-impl ErrorCode {
-    /// The stable code string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MalformedJson => "malformed-json",
-            Self::MissingField => "missing-field",
-            Self::UnknownField => "unknown-field",
-            Self::InvalidValue => "invalid-value",
-            Self::UnknownAction => "unknown-action",
-            Self::UnknownCompliancePolicy => "unknown-compliance-policy",
-            Self::MissingIdentity => "missing-identity",
-            Self::TooLarge => "too-large",
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::assert_wire_names;
+
+    #[test]
+    fn outcome_names() {
+        assert_wire_names(&Outcome::ALL, Outcome::as_str);
+    }
+
+    #[test]
+    fn access_names() {
+        assert_wire_names(&Access::ALL, Access::as_str);
+    }
+
+    #[test]
+    fn rule_names() {
+        assert_wire_names(&Rule::ALL, Rule::as_str);
+    }
+
+    #[test]
+    fn error_code_names() {
+        assert_wire_names(&ErrorCode::ALL, ErrorCode::as_str);
     }
 }

@@ -1,18 +1,16 @@
-//! Checks on parts of a policy or an event that need nothing else. The JSON parser runs each
-//! as soon as its part is read, so a broken sibling does not hide them; the
-//! typed API runs them all through [`event`].
+//! Checks on parts of a policy or an event that need nothing else. The JSON
+//! walk runs each as soon as its part is read, so a broken sibling does not
+//! hide them; the typed API runs them all through [`policy`] and [`event`].
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use serde::Serialize;
+use std::fmt::Display;
 
 use crate::actions::{builtin_class, normalize};
 use crate::answer::ErrorCode;
-use crate::engine::{class_name, wire_name};
+use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::model::{
     ActionClass, Compliance, CompliancePolicy, Device, DeviceState, Event, Policy, Provider, User,
 };
-use crate::parse::{MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::time::is_rfc3339;
 
 /// Every policy-independent check on a typed event.
@@ -179,7 +177,7 @@ pub fn action_map(actions: &BTreeMap<String, ActionClass>, path: &Path<'_>, sink
             let message = format!(
                 "`{}` is a built-in {} action and cannot be remapped",
                 clip(name),
-                class_name(builtin)
+                builtin.prose()
             );
             sink.error(ErrorCode::InvalidValue, &item, message);
         } else if let Some((first, other)) = seen.get(&key).filter(|(_, c)| *c != class) {
@@ -187,7 +185,7 @@ pub fn action_map(actions: &BTreeMap<String, ActionClass>, path: &Path<'_>, sink
                 "`{}` is the same action as `{}`, which is {}",
                 clip(name),
                 clip(first),
-                class_name(*other)
+                other.prose()
             );
             sink.error(ErrorCode::InvalidValue, &item, message);
         } else {
@@ -229,7 +227,7 @@ pub fn exempt_users(users: &[String], path: &Path<'_>, sink: &mut Sink) {
     }
 }
 
-fn no_duplicates<T: PartialEq + Serialize>(items: &[T], path: &Path<'_>, sink: &mut Sink) {
+fn no_duplicates<T: PartialEq + Display>(items: &[T], path: &Path<'_>, sink: &mut Sink) {
     if items.len() > MAX_ITEMS {
         too_many(items.len(), path, sink);
         return;
@@ -239,7 +237,7 @@ fn no_duplicates<T: PartialEq + Serialize>(items: &[T], path: &Path<'_>, sink: &
             sink.error(
                 ErrorCode::InvalidValue,
                 &path.index(i),
-                format!("`{}` is listed twice", wire_name(item)),
+                format!("`{item}` is listed twice"),
             );
         }
     }

@@ -1,18 +1,23 @@
-//! The rules of SPEC §4: a validated policy kept as an [`Engine`], and the
-//! decision for one event.
+//! The rules of SPEC §4: a validated policy kept as an [`Engine`], the
+//! decision for one event, and the JSON entry points that lead to them.
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
 use crate::actions::{builtin_class, normalize, tier_class};
 use crate::answer::{
-    Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, Reason, Revocation, Rule,
+    Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, PolicySummary, Reason,
+    Revocation, Rule,
 };
 use crate::checks;
+use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_many};
+use crate::json;
 use crate::model::{
     Action, ActionClass, Compliance, CompliancePolicy, Deployment, Event, Mode, Policy, Provider,
     UnknownAction,
 };
-use crate::parse::{EventParts, MAX_ITEMS, Path, PolicyParts, Sink, clip, too_many};
+use crate::schema::{self, EventParts, PolicyParts};
 
 /// A violated policy's id and its classified actions.
 type Violated<'e> = (&'e str, Vec<(Action, ActionClass)>);
@@ -42,10 +47,20 @@ impl Engine {
         Self::build(policy, sink)
     }
 
-    /// Finishes validating a policy as the JSON parser left it: `sink` holds
+    /// Validates a policy given as JSON (paths start at `policy`).
+    pub fn from_json(policy: &[u8]) -> Result<Self, Answer> {
+        let mut sink = Sink::default();
+        let engine = json::read(policy, &Path::root("policy"), &mut sink)
+            .and_then(|value| compile(&value, &mut sink));
+        engine.ok_or(Answer::Failure {
+            errors: sink.errors,
+        })
+    }
+
+    /// Finishes validating a policy as the schema walk left it: `sink` holds
     /// its errors so far, and compliance policies are still classified when
     /// the fields that classify them were read.
-    pub(crate) fn from_parts(parts: PolicyParts, mut sink: Sink) -> Result<Self, Vec<Diagnostic>> {
+    fn from_parts(parts: PolicyParts, mut sink: Sink) -> Result<Self, Vec<Diagnostic>> {
         match parts.complete() {
             Ok(policy) => Self::build(policy, sink),
             Err(parts) => {
@@ -92,6 +107,25 @@ impl Engine {
         &self.warnings
     }
 
+    /// What this policy will ask of its host.
+    pub fn summary(&self) -> PolicySummary {
+        PolicySummary {
+            providers: self.policy.providers.clone(),
+            mode: self.policy.mode,
+            // No grace period until the policy has `grace_seconds` (SPEC §4 step 3a).
+            grace_seconds: 0,
+        }
+    }
+
+    /// The answer `srs_set_policy` gives for a policy that was kept.
+    pub fn accepted(&self) -> Answer {
+        Answer::Success {
+            decision: None,
+            policy: Some(Box::new(self.summary())),
+            warnings: self.warnings.clone(),
+        }
+    }
+
     /// Evaluates one event against this policy.
     pub fn evaluate(&self, event: &Event) -> Answer {
         let mut sink = Sink::default();
@@ -100,9 +134,18 @@ impl Engine {
         self.answer(sink, event, violations)
     }
 
-    /// Evaluates an event as the JSON parser left it: `sink` holds its
+    /// Evaluates an event given as JSON (paths start at `event`).
+    pub fn evaluate_json(&self, event: &[u8]) -> Answer {
+        let mut sink = Sink::default();
+        let parts = json::read(event, &Path::root("event"), &mut sink)
+            .map(|value| schema::event(&value, &mut sink))
+            .unwrap_or_default();
+        self.evaluate_parts(parts, sink)
+    }
+
+    /// Evaluates an event as the schema walk left it: `sink` holds its
     /// errors so far, and the parts that were read are still classified.
-    pub(crate) fn evaluate_parts(&self, parts: EventParts, mut sink: Sink) -> Answer {
+    fn evaluate_parts(&self, parts: EventParts, mut sink: Sink) -> Answer {
         match parts.complete() {
             Ok(event) => {
                 let violations = self.violations(&event.compliance, &mut sink);
@@ -129,6 +172,7 @@ impl Engine {
         warnings.extend(sink.warnings);
         Answer::Success {
             decision: Some(self.decide(event, &violations)),
+            policy: None,
             warnings,
         }
     }
@@ -201,10 +245,7 @@ impl Engine {
         if state_trigger {
             reasons.push(reason(
                 Rule::DeviceState,
-                format!(
-                    "device state `{}` is in revoke_on_states",
-                    wire_name(&state)
-                ),
+                format!("device state `{state}` is in revoke_on_states"),
                 vec![Matched::State { state }],
             ));
         }
@@ -393,10 +434,55 @@ impl Classifier {
         let message = format!(
             "action `{}` is not known; treated as {} by policy.unknown_action",
             clip(name),
-            class_name(class)
+            class.prose()
         );
         sink.warning(ErrorCode::UnknownAction, path, message);
         Some(class)
+    }
+}
+
+/// Evaluates a request envelope `{"policy": …, "event": …}` (SPEC §6) and
+/// returns the answer as JSON. Every bad input is a failure answer.
+pub fn evaluate_json_str(request: &str) -> String {
+    evaluate_request(request.as_bytes()).to_json()
+}
+
+/// [`evaluate_json_str`] over bytes, which need not be UTF-8.
+pub fn evaluate_json_bytes(request: &[u8]) -> String {
+    evaluate_request(request).to_json()
+}
+
+/// Evaluates a request envelope given as JSON bytes.
+pub fn evaluate_request(request: &[u8]) -> Answer {
+    let mut sink = Sink::default();
+    let Some(value) = json::read(request, &Path::root(""), &mut sink) else {
+        return Answer::Failure {
+            errors: sink.errors,
+        };
+    };
+    let (policy, event) = schema::request(&value, &mut sink);
+    let engine = policy.and_then(|policy| compile(policy, &mut sink));
+    let parts = event
+        .map(|event| schema::event(event, &mut sink))
+        .unwrap_or_default();
+    match engine {
+        Some(engine) => engine.evaluate_parts(parts, sink),
+        None => Answer::Failure {
+            errors: sink.errors,
+        },
+    }
+}
+
+/// Walks and validates a policy; `None` (with errors in `sink`) if it is invalid.
+fn compile(policy: &Value, sink: &mut Sink) -> Option<Engine> {
+    let mut own = Sink::default();
+    let parts = schema::policy(policy, &mut own);
+    match Engine::from_parts(parts, own) {
+        Ok(engine) => Some(engine),
+        Err(errors) => {
+            sink.append_errors(errors);
+            None
+        }
     }
 }
 
@@ -431,19 +517,4 @@ fn reason(rule: Rule, message: String, matched: Vec<Matched>) -> Reason {
         message,
         matched,
     }
-}
-
-pub(crate) fn class_name(class: ActionClass) -> &'static str {
-    match class {
-        ActionClass::Blocking => "blocking",
-        ActionClass::NonBlocking => "non-blocking",
-    }
-}
-
-/// A unit enum's name on the wire, e.g. `google_workspace`.
-pub(crate) fn wire_name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }

@@ -1,84 +1,94 @@
 //! The inputs: a tenant's [`Policy`] (SPEC §2) and a device [`Event`] (SPEC §3).
 //!
-//! These types serialize with serde's derive. They deserialize through the same
-//! path-collecting parser as [`crate::evaluate_json_str`], so unknown fields are
-//! rejected and there is exactly one reading of the JSON.
+//! These types serialize with serde's derive. [`Policy`] and [`Event`]
+//! deserialize through the same schema walk as [`crate::evaluate_json_str`],
+//! so unknown fields are rejected and the same checks run; only the first
+//! error is returned. The 1 MiB input limit and the refusal of duplicate keys
+//! belong to the JSON entry points, which read the text themselves.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// Which UEM reports the events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum Uem {
-    Epmm,
-    NeuronsMdm,
+use crate::names::wire_enum;
+
+wire_enum! {
+    /// Which UEM reports the events.
+    pub enum Uem("UEM") {
+        Epmm = "epmm",
+        NeuronsMdm = "neurons_mdm",
+    }
 }
 
-/// How Ivanti Access is deployed; standalone Sentry cannot revoke sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum Deployment {
-    Access,
-    AccessStandaloneSentry,
+wire_enum! {
+    /// How Ivanti Access is deployed; standalone Sentry cannot revoke sessions.
+    pub enum Deployment("deployment") {
+        Access = "access",
+        AccessStandaloneSentry = "access_standalone_sentry",
+    }
 }
 
-/// A cloud service provider whose sessions can be revoked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    Office365,
-    GoogleWorkspace,
+wire_enum! {
+    /// A cloud service provider whose sessions can be revoked.
+    #[derive(PartialOrd, Ord)]
+    pub enum Provider("provider") {
+        Office365 = "office365",
+        GoogleWorkspace = "google_workspace",
+    }
 }
 
-/// Whether decisions are enforced or only reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    ReportOnly,
+wire_enum! {
+    /// Whether decisions are enforced or only reported.
+    #[derive(Default)]
+    pub enum Mode("mode") {
+        #[default]
+        Enforce = "enforce",
+        ReportOnly = "report_only",
+    }
 }
 
-/// A device state as the UEM reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceState {
-    Active,
-    Quarantined,
-    Wiped,
-    Retired,
-    RetirePending,
-    WipePending,
-    Blocked,
-    Lost,
-    Expired,
+wire_enum! {
+    /// A device state as the UEM reports it.
+    pub enum DeviceState("device state") {
+        Active = "active",
+        Quarantined = "quarantined",
+        Wiped = "wiped",
+        Retired = "retired",
+        RetirePending = "retire_pending",
+        WipePending = "wipe_pending",
+        Blocked = "blocked",
+        Lost = "lost",
+        Expired = "expired",
+    }
 }
 
-/// The class of a compliance action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum ActionClass {
-    Blocking,
-    NonBlocking,
+wire_enum! {
+    /// The class of a compliance action.
+    pub enum ActionClass("action class") {
+        Blocking = "blocking",
+        NonBlocking = "non_blocking",
+    }
 }
 
-/// What to do with an action name that is neither built in nor in `policy.actions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(rename_all = "snake_case")]
-pub enum UnknownAction {
-    #[default]
-    Error,
-    Blocking,
-    NonBlocking,
+impl ActionClass {
+    /// The class as messages write it in prose: `blocking`, `non-blocking`.
+    pub(crate) const fn prose(self) -> &'static str {
+        match self {
+            Self::Blocking => "blocking",
+            Self::NonBlocking => "non-blocking",
+        }
+    }
+}
+
+wire_enum! {
+    /// What to do with an action name that is neither built in nor in `policy.actions`.
+    #[derive(Default)]
+    pub enum UnknownAction("unknown_action setting") {
+        #[default]
+        Error = "error",
+        Blocking = "blocking",
+        NonBlocking = "non_blocking",
+    }
 }
 
 /// One tenant's policy (SPEC §2).
@@ -207,4 +217,47 @@ pub struct Violation {
     pub policy: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<Vec<Action>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::assert_wire_names;
+
+    #[test]
+    fn uem_names() {
+        assert_wire_names(&Uem::ALL, Uem::as_str);
+    }
+
+    #[test]
+    fn deployment_names() {
+        assert_wire_names(&Deployment::ALL, Deployment::as_str);
+    }
+
+    #[test]
+    fn provider_names() {
+        assert_wire_names(&Provider::ALL, Provider::as_str);
+        let unknown = "okta".parse::<Provider>().unwrap_err();
+        assert_eq!(unknown.to_string(), "unknown provider `okta`");
+    }
+
+    #[test]
+    fn mode_names() {
+        assert_wire_names(&Mode::ALL, Mode::as_str);
+    }
+
+    #[test]
+    fn device_state_names() {
+        assert_wire_names(&DeviceState::ALL, DeviceState::as_str);
+    }
+
+    #[test]
+    fn action_class_names() {
+        assert_wire_names(&ActionClass::ALL, ActionClass::as_str);
+    }
+
+    #[test]
+    fn unknown_action_names() {
+        assert_wire_names(&UnknownAction::ALL, UnknownAction::as_str);
+    }
 }

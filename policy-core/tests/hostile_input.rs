@@ -2,7 +2,7 @@
 //! answer with a stable code (or, where the input is valid, a normal answer),
 //! never a panic, never a hang, and always one JSON object on one line.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
