@@ -17,8 +17,8 @@ pub enum Answer {
     Success {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         decision: Option<Decision>,
-        /// Boxed: it is rare, and it keeps `Answer` small enough to return
-        /// in a `Result` (`clippy::result_large_err`).
+        /// The kept policy's summary; boxed, so that `Answer` stays small
+        /// enough to return in a `Result`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         policy: Option<Box<PolicySummary>>,
         warnings: Vec<Diagnostic>,
