@@ -25,7 +25,8 @@ pub fn evaluate(
     to_js(&answer)
 }
 
-/// Validates a policy: a success answer without a decision, or a failure.
+/// Validates a policy: a success answer with the policy's summary and no
+/// decision (as `srs_set_policy` answers), or a failure.
 #[wasm_bindgen(js_name = validatePolicy, unchecked_return_type = "Answer")]
 pub fn validate_policy(
     #[wasm_bindgen(unchecked_param_type = "Policy")] policy: JsValue,
@@ -44,6 +45,7 @@ pub fn version() -> String {
 }
 
 /// A validated policy kept for many events (the fast path).
+#[derive(Debug)]
 #[wasm_bindgen(js_name = Engine)]
 pub struct JsEngine {
     inner: policy_core::Engine,

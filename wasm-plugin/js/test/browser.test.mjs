@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { loadNativeAnswers, loadVectors, root } from "./vectors.mjs";
+import { loadNativeAnswers, loadVectors, root, summaryCase } from "./vectors.mjs";
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm" };
 const SHOTS = fileURLToPath(new URL("target/browser-test/", root));
@@ -66,6 +66,13 @@ test("every vector gives the native answer in Chromium", async () => {
   }, { vectors, native });
   assert.deepEqual(mismatches, []);
   assert.ok(vectors.reduce((n, f) => n + f.cases.length, 0) >= 60);
+});
+
+test("validatePolicy answers the policy summary in Chromium", async () => {
+  const answer = await page.evaluate((policy) => window.srs.validatePolicy(policy), summaryCase.policy);
+  assert.deepEqual(answer, JSON.parse(summaryCase.answer));
+  const text = await page.evaluate((policy) => JSON.stringify(window.srs.validatePolicy(policy)), summaryCase.policy);
+  assert.equal(text, summaryCase.answer);
 });
 
 test("the shipped example revokes, and a non-blocking action flips it", async () => {

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
-import { loadNativeAnswers, loadVectors, root } from "./vectors.mjs";
+import { loadNativeAnswers, loadVectors, root, summaryCase } from "./vectors.mjs";
 
 const require = createRequire(import.meta.url);
 const srs = require("srs-policy");
@@ -38,10 +38,25 @@ test("the kept-policy Engine answers like evaluate under every valid policy", ()
 });
 
 test("validatePolicy accepts the example and lists every error of a bad one", () => {
-  assert.deepEqual(srs.validatePolicy(example), { type: "success", warnings: [] });
+  assert.deepEqual(srs.validatePolicy(example), {
+    type: "success",
+    policy: { providers: ["office365", "google_workspace"], mode: "enforce", grace_seconds: 0 },
+    warnings: [],
+  });
   const bad = srs.validatePolicy({ uem: "intune", deployment: "access", providers: [], extra: 1 });
   assert.equal(bad.type, "failure");
   assert.deepEqual(bad.errors.map((e) => e.path), ["policy.uem", "policy.providers", "policy.extra"]);
+});
+
+test("validatePolicy answers the policy summary, as srs_set_policy does", () => {
+  const answer = srs.validatePolicy(summaryCase.policy);
+  assert.deepEqual(answer, JSON.parse(summaryCase.answer));
+  assert.equal(JSON.stringify(answer), summaryCase.answer);
+  // Evaluations carry a decision, never the summary.
+  const engine = new srs.Engine(example);
+  assert.equal("policy" in engine.evaluate(jailbroken), false);
+  assert.equal("policy" in srs.evaluate(example, jailbroken), false);
+  engine.free();
 });
 
 test("new Engine throws on an invalid policy, with the failure answer attached", () => {

@@ -1,7 +1,7 @@
 // Type-checked by `tsc --noEmit` against the generated declarations: the
 // shapes a TypeScript admin console relies on.
 import { Engine, evaluate, validatePolicy, version } from "srs-policy";
-import type { Answer, Event, Policy, Revocation } from "srs-policy";
+import type { Answer, Event, Policy, PolicySummary, Provider, Revocation } from "srs-policy";
 
 const policy: Policy = {
   uem: "epmm",
@@ -29,5 +29,12 @@ if (answer.type === "success" && answer.decision) {
 const engine = new Engine(policy);
 const again: Answer = engine.evaluate(event);
 const checked: Answer = validatePolicy(policy);
+if (checked.type === "success" && checked.policy) {
+  const summary: PolicySummary = checked.policy;
+  const providers: Provider[] = summary.providers;
+  const mode: "enforce" | "report_only" = summary.mode;
+  const grace: number = summary.grace_seconds;
+  console.log(providers, mode, grace);
+}
 const v: string = version();
 console.log(again.type, checked.type, v);
