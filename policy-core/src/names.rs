@@ -2,7 +2,6 @@
 //! strings on the wire, with each name written once. It derives serde with
 //! that name as the rename, and adds `ALL`, `as_str`, `FromStr` and `Display`.
 
-use std::fmt;
 use std::str::FromStr;
 
 /// A string that names no variant of a wire enum.
@@ -15,8 +14,8 @@ pub struct UnknownName {
     pub value: String,
 }
 
-/// What generic code (the JSON walk, the checks) needs of a wire enum.
-pub(crate) trait Wire: Copy + PartialEq + fmt::Display + FromStr<Err = UnknownName> {
+/// What generic code (the JSON walk's `one_of`) needs of a wire enum.
+pub(crate) trait Wire: FromStr<Err = UnknownName> {
     /// Every variant's name, in declaration order.
     const NAMES: &'static [&'static str];
 }
@@ -87,7 +86,8 @@ pub(crate) use wire_enum;
 #[cfg(test)]
 pub(crate) fn assert_wire_names<T>(all: &[T], as_str: fn(T) -> &'static str)
 where
-    T: Wire + fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    T: Wire + Copy + PartialEq + std::fmt::Display + std::fmt::Debug,
+    T: serde::Serialize + serde::de::DeserializeOwned,
 {
     let names: Vec<&str> = all.iter().map(|&v| as_str(v)).collect();
     assert_eq!(names, T::NAMES);
