@@ -17,7 +17,7 @@ const EXCLUDED: &[(&str, &str, &str)] = &[];
 #[test]
 fn the_rego_peer_decides_every_success_vector_like_policy_core() -> anyhow::Result<()> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
-    let files = host_runner::vectors::load(&[dir]).map_err(anyhow::Error::msg)?;
+    let files = host_runner::conformance::load(&[dir]).map_err(anyhow::Error::msg)?;
     let mut peer = RegoPeer::new()?;
     let (mut cases, mut successes, mut compared) = (0_usize, 0_usize, 0_usize);
     let mut excluded_seen = BTreeSet::new();
@@ -29,7 +29,7 @@ fn the_rego_peer_decides_every_success_vector_like_policy_core() -> anyhow::Resu
             .unwrap_or_default();
         for case in &file.cases {
             cases += 1;
-            let request = host_runner::vectors::request(&file.policy, &case.event);
+            let request = host_runner::conformance::request(&file.policy, &case.event);
             let Some(native) = native_decision_json(&policy_core::evaluate_json_str(&request))?
             else {
                 continue;

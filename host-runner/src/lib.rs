@@ -1,14 +1,39 @@
-//! The host side of SRS policy: the sandboxed module runner and the
-//! conformance-vector runner behind the `srs` command.
+//! The host side of SRS policy: the `srs` command. Its rooms, each a folder
+//! (or file) under `src/`, each depending only on the ones listed before it:
+//!
+//! - [`config`] — `HOST.toml`: provider sections, `[retry]`, every number bounded.
+//! - [`sandbox`] — the policy module in wasmtime (the only importer of wasmtime).
+//! - [`conformance`] — vector files: loading, comparing answers, text and JUnit reports.
+//! - [`journal`] — the durable record of events, tasks and attempts: the trait, then SQLite.
+//! - [`providers`] — Office 365 and Google Workspace: one file each, a registry, the shared HTTP client.
+//! - [`revocation`] — the executor: classify answers, retry, execute tasks, the `srs run` loop.
+//! - [`cli`] — the subcommands (`eval`, `test`, `run`, `status`) and their exit codes.
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod journal;
 pub mod providers;
-pub mod retry;
-pub mod runner;
+pub mod revocation;
 pub mod sandbox;
-pub mod vectors;
 
 pub use sandbox::{EMBEDDED_MODULE, Limits, Plugin, PluginInstance, SandboxError, Worker};
+
+/// Cuts `text` to at most `max_bytes` at a character boundary: the one bound
+/// on outside text (provider codes and messages, headers) srs keeps or shows.
+pub fn clip(text: &str, max_bytes: usize) -> &str {
+    text.get(..text.floor_char_boundary(max_bytes))
+        .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clip_cuts_at_a_character_boundary() {
+        assert_eq!(super::clip("short", 1024), "short");
+        assert_eq!(super::clip("ééé", 3), "é");
+        assert_eq!(super::clip(&"x".repeat(5_000), 1024).len(), 1024);
+    }
+}

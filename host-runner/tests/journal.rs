@@ -7,17 +7,19 @@
 )]
 //! The run journal (SPEC §8), on real SQLite files.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use host_runner::journal::{
     Attempt, AttemptResult, Durability, Journal, JournalError, NewEvent, Recorded, SCHEMA_VERSION,
     SqliteJournal, TaskCounts, TaskRef, TaskState,
 };
+use policy_core::{Outcome, Provider};
 
-const O365: &str = "office365";
-const GOOGLE: &str = "google_workspace";
-const ALICE: &[(&str, &str)] = &[(O365, "alice@example.com"), (GOOGLE, "alice@example.com")];
-const ALICE_O365: &[(&str, &str)] = &[(O365, "alice@example.com")];
+const O365: Provider = Provider::Office365;
+const GOOGLE: Provider = Provider::GoogleWorkspace;
+const ALICE: &[(Provider, &str)] = &[(O365, "alice@example.com"), (GOOGLE, "alice@example.com")];
+const ALICE_O365: &[(Provider, &str)] = &[(O365, "alice@example.com")];
 
 fn temp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -29,11 +31,11 @@ fn open(path: &Path) -> SqliteJournal {
     SqliteJournal::open(path, Durability::Full).unwrap()
 }
 
-fn event<'a>(id: &'a str, revocations: &'a [(&'a str, &'a str)]) -> NewEvent<'a> {
+fn event<'a>(id: &'a str, revocations: &'a [(Provider, &'a str)]) -> NewEvent<'a> {
     NewEvent {
         id,
         received_ms: 1_000,
-        outcome: "revoke",
+        outcome: Outcome::Revoke,
         enforced: true,
         dry_run: false,
         decision: r#"{"outcome":"revoke"}"#,
@@ -105,11 +107,11 @@ fn migrations_create_the_schema_and_set_user_version() {
 #[test]
 fn reopening_keeps_data_and_does_not_rerun_migrations() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     drop(j);
     // A rerun of migration 1 would fail on CREATE TABLE.
-    let mut j = SqliteJournal::open(&path, Durability::Normal).unwrap();
+    let j = SqliteJournal::open(&path, Durability::Normal).unwrap();
     assert_eq!(
         j.record_event(&event("e1", ALICE)).unwrap(),
         Recorded::Duplicate
@@ -145,10 +147,10 @@ fn a_newer_schema_is_refused() {
 #[test]
 fn a_duplicate_event_id_creates_nothing() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     assert_eq!(tasks.len(), 2);
-    assert!(tasks.iter().all(|t| !t.coalesced));
+    assert_ne!(tasks[0].id, tasks[1].id);
     assert_eq!(tasks[0].provider, O365);
     assert_eq!(tasks[1].provider, GOOGLE);
     assert_eq!(
@@ -166,7 +168,7 @@ fn a_duplicate_event_id_creates_nothing() {
 #[test]
 fn a_real_run_replaces_a_dry_run_row() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let dry_tasks = new_tasks(j.record_event(&dry(event("e1", ALICE))).unwrap());
     assert!(dry_tasks.is_empty());
     assert!(j.pending_tasks().unwrap().is_empty());
@@ -192,7 +194,7 @@ fn a_real_run_replaces_a_dry_run_row() {
 #[test]
 fn a_dry_run_after_a_real_run_is_a_duplicate() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     assert_eq!(
         j.record_event(&dry(event("e1", ALICE))).unwrap(),
@@ -205,15 +207,14 @@ fn a_dry_run_after_a_real_run_is_a_duplicate() {
 #[test]
 fn pending_tasks_coalesce_until_done() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let first = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap());
     let second = new_tasks(j.record_event(&event("e2", ALICE)).unwrap());
     assert_eq!(first.len(), 1);
-    assert!(!first[0].coalesced);
     assert_eq!(second.len(), 2);
+    // Coalesced: the pending task's id again; new: another id.
     assert_eq!(second[0].id, first[0].id);
-    assert!(second[0].coalesced);
-    assert!(!second[1].coalesced);
+    assert_ne!(second[1].id, first[0].id);
 
     let pending = j.pending_tasks().unwrap();
     assert_eq!(pending.len(), 2);
@@ -236,7 +237,7 @@ fn pending_tasks_coalesce_until_done() {
     let third = new_tasks(j.record_event(&event("e3", ALICE_O365)).unwrap());
     assert_eq!(third.len(), 1);
     assert_ne!(third[0].id, first[0].id);
-    assert!(!third[0].coalesced);
+    assert_ne!(third[0].id, second[1].id);
     let pending = j.pending_tasks().unwrap();
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[1].id, third[0].id);
@@ -246,7 +247,7 @@ fn pending_tasks_coalesce_until_done() {
 #[test]
 fn the_same_revocation_twice_in_one_decision_is_one_task() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let twice = [ALICE_O365[0], ALICE_O365[0]];
     let tasks = new_tasks(j.record_event(&event("e1", &twice)).unwrap());
     assert_eq!(tasks.len(), 1);
@@ -256,7 +257,7 @@ fn the_same_revocation_twice_in_one_decision_is_one_task() {
 #[test]
 fn retry_keeps_the_task_pending_and_counts_attempts() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     for _ in 0..3 {
         assert_eq!(
@@ -281,7 +282,7 @@ fn retry_keeps_the_task_pending_and_counts_attempts() {
 #[test]
 fn a_failed_attempt_ends_the_task_and_shows_in_status() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     j.record_attempt(id, &attempt(AttemptResult::Retry))
         .unwrap();
@@ -308,7 +309,7 @@ fn a_failed_attempt_ends_the_task_and_shows_in_status() {
     assert_eq!(status.failed.len(), 1);
     let f = &status.failed[0];
     assert_eq!(f.id, id);
-    assert_eq!((f.provider.as_str(), f.subject.as_str()), ALICE_O365[0]);
+    assert_eq!((f.provider, f.subject.as_str()), ALICE_O365[0]);
     assert_eq!(f.http_status, Some(404));
     assert_eq!(f.error_code.as_deref(), Some("user-not-found"));
     assert_eq!(f.provider_code.as_deref(), Some("Request_ResourceNotFound"));
@@ -322,7 +323,7 @@ fn a_failed_attempt_ends_the_task_and_shows_in_status() {
 #[test]
 fn a_done_attempt_ends_the_task() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     let done = Attempt {
         at_ms: 2_500,
@@ -342,7 +343,7 @@ fn a_done_attempt_ends_the_task() {
 #[test]
 fn attempts_on_finished_or_unknown_tasks_are_refused() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     let (a, b) = (tasks[0].id, tasks[1].id);
     j.record_attempt(a, &attempt(AttemptResult::Done)).unwrap();
@@ -379,7 +380,7 @@ fn attempts_on_finished_or_unknown_tasks_are_refused() {
 #[test]
 fn pending_tasks_survive_a_crash() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let first = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     new_tasks(j.record_event(&event("e2", ALICE_O365)).unwrap());
     j.record_attempt(first[1].id, &attempt(AttemptResult::Retry))
@@ -387,7 +388,7 @@ fn pending_tasks_survive_a_crash() {
     // The run dies before any task finishes.
     drop(j);
 
-    let mut j = open(&path);
+    let j = open(&path);
     let pending = j.pending_tasks().unwrap();
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[0].id, first[0].id);
@@ -403,14 +404,14 @@ fn pending_tasks_survive_a_crash() {
 #[test]
 fn report_only_and_no_action_events_create_no_tasks() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let report_only = NewEvent {
         enforced: false,
         ..event("e1", ALICE)
     };
     assert!(new_tasks(j.record_event(&report_only).unwrap()).is_empty());
     let no_action = NewEvent {
-        outcome: "no_action",
+        outcome: Outcome::NoAction,
         decision: r#"{"outcome":"no_action"}"#,
         ..event("e2", &[])
     };
@@ -431,27 +432,41 @@ fn report_only_and_no_action_events_create_no_tasks() {
 
 #[test]
 fn an_unknown_outcome_is_refused() {
+    // The API is typed, so only the database can hold another outcome: its
+    // CHECK refuses one, and a row written around it reads as corrupt.
     let (_dir, path) = temp();
-    let mut j = open(&path);
-    let bad = NewEvent {
-        outcome: "revoke_all",
-        ..event("e1", ALICE)
-    };
-    let err = j.record_event(&bad).unwrap_err();
+    let j = open(&path);
+    let insert = "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
+                  VALUES ('e1', 0, ?1, 1, 0, '{}')";
+    assert!(raw(&path).execute(insert, ["revoke_all"]).is_err());
+    assert_eq!(j.status().unwrap().events, 0);
+    let conn = raw(&path);
+    conn.execute(
+        "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
+         VALUES ('okta', 'bob@example.com', 'pending', 0, 0)",
+        [],
+    )
+    .unwrap();
+    let err = j.pending_tasks().unwrap_err();
     assert!(
-        matches!(err, JournalError::InvalidOutcome { .. }),
+        matches!(
+            err,
+            JournalError::Corrupt {
+                what: "provider",
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert_eq!(j.status().unwrap().events, 0);
 }
 
 #[test]
 fn a_batch_of_a_thousand_events_is_one_call() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let ids: Vec<String> = (0..1_000).map(|i| format!("e{i}")).collect();
     let subjects: Vec<String> = (0..100).map(|i| format!("user{i}@example.com")).collect();
-    let revocations: Vec<[(&str, &str); 1]> = (0..1_000)
+    let revocations: Vec<[(Provider, &str); 1]> = (0..1_000)
         .map(|i| [(O365, subjects[i % 100].as_str())])
         .collect();
     let mut events: Vec<NewEvent<'_>> = ids
@@ -465,13 +480,14 @@ fn a_batch_of_a_thousand_events_is_one_call() {
     assert_eq!(recorded.len(), 1_001);
     assert_eq!(recorded[1_000], Recorded::Duplicate);
     let (mut fresh, mut coalesced) = (0, 0);
+    let mut seen = HashSet::new();
     for r in recorded.into_iter().take(1_000) {
         let tasks = new_tasks(r);
         assert_eq!(tasks.len(), 1);
-        if tasks[0].coalesced {
-            coalesced += 1;
-        } else {
+        if seen.insert(tasks[0].id) {
             fresh += 1;
+        } else {
+            coalesced += 1;
         }
     }
     assert_eq!((fresh, coalesced), (100, 900));
@@ -496,7 +512,7 @@ fn a_batch_of_a_thousand_events_is_one_call() {
 #[test]
 fn status_counts_tasks_by_state() {
     let (_dir, path) = temp();
-    let mut j = open(&path);
+    let j = open(&path);
     let subjects = [
         [(O365, "a@example.com")],
         [(O365, "b@example.com")],
@@ -544,7 +560,7 @@ fn status_counts_tasks_by_state() {
 
 #[test]
 fn long_messages_are_clipped_and_in_memory_works() {
-    let mut j = SqliteJournal::open_in_memory().unwrap();
+    let j = SqliteJournal::open_in_memory().unwrap();
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     let long = "é".repeat(2_000);
     let failed = Attempt {

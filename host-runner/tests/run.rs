@@ -669,3 +669,123 @@ fn config_policy_and_credential_errors_exit_1_before_any_call() {
         0
     );
 }
+
+/// Runs `srs run` on these lines, failing the test (not hanging it) if the run
+/// has not ended within a minute.
+fn run_bounded(world: &World, lines: &[String]) -> Output {
+    let events = world.write_events(lines);
+    let mut child = world
+        .command(&events)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > limit {
+            child.kill().unwrap();
+            panic!("srs run did not end within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    out
+}
+
+#[track_caller]
+fn assert_line(out: &Output, line: &str) {
+    assert!(text(&out.stdout).contains(line), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_huge_retry_after_leaves_the_task_pending_at_once() {
+    let world = World::new();
+    world.o365.push_faults([Fault::TooManyRequests {
+        retry_after: Some(RetryAfter::Raw("18446744073709551615")),
+    }]);
+    let out = run_bounded(&world, &[event("evt-1", "alice@example.com")]);
+    assert_exit(&out, 2);
+    assert_line(
+        &out,
+        "office365 alice@example.com pending (throttled 429 TooManyRequests)",
+    );
+    assert_eq!(world.o365.revoke_requests(), 1);
+    assert_eq!(world.o365.applied("alice@example.com"), 0);
+    assert_eq!(world.google.applied("alice@example.com"), 1);
+}
+
+#[test]
+fn a_negative_or_past_retry_after_is_retried_after_a_backoff() {
+    let world = World::new();
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    world.o365.push_faults([
+        Fault::TooManyRequests {
+            retry_after: Some(RetryAfter::Raw("-1")),
+        },
+        Fault::Unavailable {
+            retry_after: Some(RetryAfter::Date(past)),
+        },
+    ]);
+    let out = run_bounded(&world, &[event("evt-1", "alice@example.com")]);
+    assert_exit(&out, 0);
+    assert_eq!(world.o365.revoke_requests(), 3);
+    world.assert_each_revoked_once(&["alice@example.com".to_owned()]);
+}
+
+#[test]
+fn a_token_lifetime_of_u64_max_is_clamped_and_the_token_used() {
+    let world = World::new();
+    world.o365.push_token_faults([Fault::ExpiresIn(u64::MAX)]);
+    world.google.push_token_faults([Fault::ExpiresIn(u64::MAX)]);
+    let users = users(20);
+    let out = run_bounded(&world, &events_for(&users));
+    assert_exit(&out, 0);
+    world.assert_each_revoked_once(&users);
+    assert_eq!(world.o365.token_requests(), 1);
+    assert_eq!(world.google.token_requests(), 1);
+}
+
+#[test]
+fn a_token_answer_without_a_token_or_in_html_fails_that_provider() {
+    for (body, content_type, why) in [
+        (
+            r#"{"token_type":"Bearer","expires_in":3599}"#,
+            "application/json",
+            "the token endpoint's answer has no access_token",
+        ),
+        (
+            "<html><body>Sign in to continue</body></html>",
+            "text/html",
+            "the token endpoint's answer is not a JSON token answer",
+        ),
+    ] {
+        let world = World::new();
+        world.o365.push_token_faults([Fault::Body {
+            status: 200,
+            content_type,
+            body,
+        }]);
+        // A proxy's HTML error page with a 502 is an outage: retried.
+        world.google.push_token_faults([Fault::Body {
+            status: 502,
+            content_type: "text/html",
+            body: "<html><body>Bad Gateway</body></html>",
+        }]);
+        let out = run_bounded(&world, &[event("evt-1", "alice@example.com")]);
+        assert_exit(&out, 2);
+        assert_line(
+            &out,
+            &format!("office365 alice@example.com failed (auth-failed 200 {why})"),
+        );
+        assert_eq!(world.o365.revoke_requests(), 0);
+        assert_eq!(world.google.applied("alice@example.com"), 1);
+        assert_eq!(world.google.token_requests(), 2);
+        assert!(!text(&out.stdout).contains(&world.secret));
+        assert!(world.status().contains("auth-failed 200"));
+    }
+}

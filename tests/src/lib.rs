@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use host_runner::vectors::Evaluator;
+use host_runner::conformance::Evaluator;
 
 /// policy-core called directly: the reference implementation.
 pub struct Native;

@@ -9,12 +9,12 @@
     reason = "a test stops at its first failure"
 )]
 
-use host_runner::vectors::{self, Evaluator, VectorFile};
+use host_runner::conformance::{self, Evaluator, VectorFile};
 use host_runner::{Limits, Plugin, Worker};
 use srs_conformance::{Native, vectors_dir};
 
 fn files() -> Vec<(std::path::PathBuf, VectorFile)> {
-    let files = vectors::load(&[vectors_dir()]).unwrap();
+    let files = conformance::load(&[vectors_dir()]).unwrap();
     assert!(
         !files.is_empty(),
         "no vector files in {}",
@@ -25,8 +25,8 @@ fn files() -> Vec<(std::path::PathBuf, VectorFile)> {
 
 #[track_caller]
 fn assert_all_pass(evaluator: &mut dyn Evaluator, files: &[(std::path::PathBuf, VectorFile)]) {
-    let results = vectors::run(evaluator, files);
-    let report = vectors::text_report(&results);
+    let results = conformance::run(evaluator, files);
+    let report = conformance::text_report(&results);
     assert!(
         results.iter().all(|r| r.passed()),
         "{} failed vectors:\n{report}",
@@ -61,7 +61,7 @@ fn native_and_wasmtime_answers_are_byte_identical() {
             .unwrap()
             .starts_with(r#"{"type":"success""#);
         for case in &file.cases {
-            let request = vectors::request(&file.policy, &case.event);
+            let request = conformance::request(&file.policy, &case.event);
             let native = policy_core::evaluate_json_str(&request);
             let wasm = one_shot.evaluate(request.as_bytes()).unwrap();
             assert_eq!(native, wasm, "{}: {}", path.display(), case.description);
@@ -103,8 +103,8 @@ fn a_wrong_expectation_fails() {
         ]
     }))
     .unwrap();
-    let results = vectors::run(&mut Native, &[("inline.json".into(), file)]);
-    assert_eq!(vectors::summary(&results), "0 passed, 2 failed");
+    let results = conformance::run(&mut Native, &[("inline.json".into(), file)]);
+    assert_eq!(conformance::summary(&results), "0 passed, 2 failed");
     let first = &results[0].mismatches;
     assert!(first.iter().any(|m| m.starts_with("outcome:")), "{first:?}");
     assert!(first.iter().any(|m| m.starts_with("reasons:")), "{first:?}");
@@ -121,8 +121,42 @@ fn a_misspelt_expectation_is_refused() {
 
 #[test]
 fn junit_report_names_every_case() {
-    let results = vectors::run(&mut Native, &files());
-    let xml = vectors::junit_report(&results);
+    let results = conformance::run(&mut Native, &files());
+    let xml = conformance::junit_report(&results);
     assert_eq!(xml.matches("<testcase ").count(), results.len());
     assert!(!xml.contains("<failure"), "{xml}");
+}
+
+/// `srs_set_policy` (SPEC §6) answers the policy summary a host reads to know
+/// what the policy will ask of it: the same bytes natively and in wasmtime,
+/// for every vector's policy, and exactly these for two policies.
+#[test]
+fn set_policy_answers_the_policy_summary_natively_and_in_wasmtime() {
+    let plugin = Plugin::embedded(Limits::default()).unwrap();
+    let mut worker = Worker::new(&plugin);
+    let native = |policy: &[u8]| match policy_core::Engine::from_json(policy) {
+        Ok(engine) => engine.accepted().to_json(),
+        Err(failure) => failure.to_json(),
+    };
+    let mut accepted = 0;
+    for (path, file) in files() {
+        let policy = file.policy.to_string();
+        let wasm = worker.set_policy(policy.as_bytes()).unwrap();
+        assert_eq!(native(policy.as_bytes()), wasm, "{}", path.display());
+        accepted += usize::from(wasm.contains(r#""policy":{"providers":"#));
+    }
+    assert!(accepted >= 15, "only {accepted} vector policies accepted");
+    for (policy, expected) in [
+        (
+            r#"{"uem":"epmm","deployment":"access","providers":["google_workspace","office365"],"mode":"report_only"}"#,
+            r#"{"type":"success","policy":{"providers":["google_workspace","office365"],"mode":"report_only","grace_seconds":0},"warnings":[]}"#,
+        ),
+        (
+            r#"{"uem":"neurons_mdm","deployment":"access_standalone_sentry","providers":["office365"]}"#,
+            r#"{"type":"success","policy":{"providers":["office365"],"mode":"enforce","grace_seconds":0},"warnings":[]}"#,
+        ),
+    ] {
+        assert_eq!(native(policy.as_bytes()), expected);
+        assert_eq!(worker.set_policy(policy.as_bytes()).unwrap(), expected);
+    }
 }

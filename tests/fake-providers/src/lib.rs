@@ -133,6 +133,20 @@ pub enum Fault {
     /// Answers this status with the provider's error body for it (OAuth style on the token
     /// endpoint); never applies, even for a 2xx status.
     Status(u16),
+    /// Token endpoint: issues a real token, but its answer says `expires_in` is this (the
+    /// token stays valid for as long as the server runs, or for that long if shorter).
+    /// Revoke endpoint: answers like `Status(503)`.
+    ExpiresIn(u64),
+    /// Answers exactly this status, content type and body (e.g. a 200 token answer without
+    /// `access_token`, or an HTML page from a proxy); never applies.
+    Body {
+        /// The HTTP status.
+        status: u16,
+        /// The `Content-Type` header.
+        content_type: &'static str,
+        /// The body, as sent.
+        body: &'static str,
+    },
 }
 
 /// A `Retry-After` header value.
@@ -143,6 +157,8 @@ pub enum RetryAfter {
     /// A point in time, sent as an HTTP-date (IMF-fixdate), e.g.
     /// `Retry-After: Sun, 06 Nov 1994 08:49:37 GMT`.
     Date(SystemTime),
+    /// Any header value, as sent, valid or not (`-1`, `18446744073709551615`).
+    Raw(&'static str),
 }
 
 impl RetryAfter {
@@ -151,6 +167,7 @@ impl RetryAfter {
         match self {
             Self::Seconds(seconds) => seconds.to_string(),
             Self::Date(when) => httpdate::fmt_http_date(*when),
+            Self::Raw(value) => (*value).to_owned(),
         }
     }
 }

@@ -83,6 +83,8 @@ impl<'a> ApiError<'a> {
 pub(crate) struct Reply {
     pub status: u16,
     pub body: Option<serde_json::Value>,
+    /// A body sent as it is, with its content type, instead of JSON.
+    pub raw: Option<(&'static str, &'static str)>,
     pub headers: Vec<(HeaderName, String)>,
 }
 
@@ -91,6 +93,7 @@ impl Reply {
         Self {
             status,
             body: Some(body),
+            raw: None,
             headers: Vec::new(),
         }
     }
@@ -99,7 +102,16 @@ impl Reply {
         Self {
             status,
             body: None,
+            raw: None,
             headers: Vec::new(),
+        }
+    }
+
+    /// Exactly these bytes, with this content type.
+    pub fn raw(status: u16, content_type: &'static str, body: &'static str) -> Self {
+        Self {
+            raw: Some((content_type, body)),
+            ..Self::empty(status)
         }
     }
 
@@ -109,10 +121,15 @@ impl Reply {
     }
 
     fn into_response(self, content_type: &'static str) -> Response<Full<Bytes>> {
-        let body = self
-            .body
-            .map(|json| Bytes::from(json.to_string()))
-            .unwrap_or_default();
+        let (content_type, body) = match self.raw {
+            Some((content_type, raw)) => (content_type, Bytes::from_static(raw.as_bytes())),
+            None => (
+                content_type,
+                self.body
+                    .map(|json| Bytes::from(json.to_string()))
+                    .unwrap_or_default(),
+            ),
+        };
         let has_body = !body.is_empty();
         let mut response = Response::new(Full::new(body));
         *response.status_mut() =
@@ -480,8 +497,18 @@ async fn token(shared: &Shared, request: Request<Incoming>) -> Outcome {
             .into();
     }
     let fault = shared.lock().token_faults.pop_front();
+    let mut expires_in = shared.token_expires_in;
     if let Some(fault) = fault {
         let (status, retry_after) = match fault {
+            Fault::ExpiresIn(seconds) => {
+                expires_in = seconds;
+                (200, None)
+            }
+            Fault::Body {
+                status,
+                content_type,
+                body,
+            } => return Reply::raw(status, content_type, body).into(),
             Fault::TooManyRequests { retry_after } => (429, retry_after),
             Fault::Unavailable { retry_after } => (503, retry_after),
             Fault::ExpiredToken => (401, None),
@@ -493,12 +520,14 @@ async fn token(shared: &Shared, request: Request<Incoming>) -> Outcome {
             Fault::Reset => return Outcome::Reset,
             Fault::Status(status) => (status, None),
         };
-        let reply = dialect.token_error(status);
-        return match retry_after {
-            Some(retry_after) => reply.header(header::RETRY_AFTER, retry_after.header_value()),
-            None => reply,
+        if status != 200 {
+            let reply = dialect.token_error(status);
+            return match retry_after {
+                Some(retry_after) => reply.header(header::RETRY_AFTER, retry_after.header_value()),
+                None => reply,
+            }
+            .into();
         }
-        .into();
     }
     let is_form = parts
         .headers
@@ -518,10 +547,13 @@ async fn token(shared: &Shared, request: Request<Incoming>) -> Outcome {
         return reply.into();
     }
     let access_token = format!("{}{}", dialect.token_prefix(), random_hex(32));
-    let expires_in = shared.token_expires_in;
     {
         let mut state = shared.lock();
-        let expiry = Instant::now() + Duration::from_secs(expires_in);
+        // A lifetime past what an Instant can hold lasts as long as the server.
+        let now = Instant::now();
+        let expiry = now
+            .checked_add(Duration::from_secs(expires_in))
+            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
         state.tokens.insert(access_token.clone(), expiry);
         state.tokens_issued += 1;
     }
@@ -627,6 +659,12 @@ async fn revoke_fault(shared: &Shared, fault: Fault, subject: &str) -> Outcome {
         }
         Fault::Reset => return Outcome::Reset,
         Fault::Status(status) => (ApiError::for_status(status, subject), None),
+        Fault::ExpiresIn(_) => (ApiError::Unavailable, None),
+        Fault::Body {
+            status,
+            content_type,
+            body,
+        } => return Reply::raw(status, content_type, body).into(),
     };
     let reply = dialect.api_error(error);
     match retry_after {

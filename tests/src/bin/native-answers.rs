@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use host_runner::vectors::{self, Evaluator};
+use host_runner::conformance::{self, Evaluator};
 use serde_json::{Map, Value};
 use srs_conformance::{Native, vectors_dir};
 
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let dir = std::env::args_os()
         .nth(1)
         .map_or_else(vectors_dir, Into::into);
-    let files = match vectors::load(&[dir]) {
+    let files = match conformance::load(&[dir]) {
         Ok(files) => files,
         Err(e) => {
             eprintln!("error: {e}");
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     for (path, file) in &files {
         let mut answers = Vec::new();
         for case in &file.cases {
-            match Native.evaluate(&vectors::request(&file.policy, &case.event)) {
+            match Native.evaluate(&conformance::request(&file.policy, &case.event)) {
                 Ok(answer) => answers.push(Value::String(answer)),
                 Err(e) => {
                     eprintln!("error: {}: {e}", path.display());

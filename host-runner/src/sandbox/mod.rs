@@ -596,3 +596,29 @@ impl<'p> Worker<'p> {
         Ok(self.instance.insert(instance))
     }
 }
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("limits", &self.limits)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Worker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("plugin", self.plugin)
+            .field("instance", &self.instance)
+            .field("policy_kept", &self.policy.is_some())
+            .finish()
+    }
+}

@@ -10,19 +10,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use policy_core::{Answer, Decision, Outcome, Provider};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
+use super::execute::{AttemptWriter, TaskEnd, execute, unix_ms};
 use crate::config::RetryConfig;
-use crate::journal::{Attempt, AttemptResult, Journal, NewEvent, Recorded, Task, TaskId};
-use crate::providers::{Client, Clients};
-use crate::retry::{self, Verdict};
+use crate::journal::{Journal, NewEvent, Recorded, Task, TaskId, TaskState};
+use crate::providers::Clients;
 use crate::sandbox::Worker;
 
 /// Lines decided and committed together: one journal transaction per batch.
@@ -31,6 +30,7 @@ const BATCH: usize = 256;
 const MAX_IN_FLIGHT: usize = 4096;
 
 /// How a run behaves.
+#[derive(Debug)]
 pub struct RunOptions {
     /// Journal decisions, execute nothing.
     pub dry_run: bool,
@@ -87,30 +87,16 @@ impl std::fmt::Display for Summary {
 /// journal's thread.
 struct JournalEvent {
     id: String,
-    outcome: &'static str,
+    outcome: Outcome,
     enforced: bool,
     /// The module's answer, as it gave it.
     decision: String,
-    revocations: Vec<(&'static str, String)>,
+    revocations: Vec<(Provider, String)>,
 }
 
-/// How a task ended in this run.
-#[derive(Debug, Clone)]
-enum Settled {
-    Done,
-    Failed(String),
-    Pending(String),
-}
-
-impl std::fmt::Display for Settled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Settled::Done => f.write_str("done"),
-            Settled::Failed(why) => write!(f, "failed ({why})"),
-            Settled::Pending(why) => write!(f, "pending ({why})"),
-        }
-    }
-}
+/// A task's end as it reaches the run: `Err` only when its attempts could not
+/// be journaled.
+type Ended = (TaskId, Result<TaskEnd>);
 
 /// A task being executed, and the revocation it serves.
 struct TaskInfo {
@@ -125,20 +111,18 @@ struct Row {
     tail: String,
 }
 
-type SharedJournal = Arc<Mutex<Box<dyn Journal + Send>>>;
-
 /// The run's state on the controlling thread.
 struct Run<'w, 'p> {
     worker: &'w mut Worker<'p>,
-    journal: SharedJournal,
+    journal: Arc<dyn Journal>,
     attempts: AttemptWriter,
     clients: Clients,
     options: RunOptions,
     summary: Summary,
     rows: VecDeque<Row>,
     running: HashMap<TaskId, TaskInfo>,
-    settled: HashMap<TaskId, (TaskInfo, Settled)>,
-    done_tx: mpsc::UnboundedSender<(TaskId, Result<Settled>)>,
+    settled: HashMap<TaskId, (TaskInfo, TaskEnd)>,
+    done_tx: mpsc::UnboundedSender<Ended>,
     out: Box<dyn Write>,
     progress: ProgressBar,
 }
@@ -146,7 +130,7 @@ struct Run<'w, 'p> {
 /// Runs `srs run` over `input` with a worker whose policy is already set.
 pub fn run(
     worker: &mut Worker<'_>,
-    journal: Box<dyn Journal + Send>,
+    journal: Arc<dyn Journal>,
     clients: Clients,
     options: RunOptions,
     input: Box<dyn BufRead + Send>,
@@ -170,7 +154,6 @@ pub fn run(
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     progress.enable_steady_tick(Duration::from_millis(200));
-    let journal: SharedJournal = Arc::new(Mutex::new(journal));
     let mut state = Run {
         worker,
         attempts: AttemptWriter::start(journal.clone()),
@@ -195,7 +178,7 @@ impl Run<'_, '_> {
     async fn drive(
         &mut self,
         input: Box<dyn BufRead + Send>,
-        mut done_rx: mpsc::UnboundedReceiver<(TaskId, Result<Settled>)>,
+        mut done_rx: mpsc::UnboundedReceiver<Ended>,
     ) -> Result<()> {
         let pending = std::mem::take(&mut self.options.resume);
         self.resume(pending)?;
@@ -216,8 +199,8 @@ impl Run<'_, '_> {
                     }
                     self.decide(batch).await?;
                 }
-                Some((task, settled)) = done_rx.recv(), if !self.running.is_empty() => {
-                    self.settle(task, settled?)?;
+                Some((task, end)) = done_rx.recv(), if !self.running.is_empty() => {
+                    self.settle(task, end?)?;
                 }
                 else => break,
             }
@@ -237,14 +220,13 @@ impl Run<'_, '_> {
     /// Starts the tasks an earlier run left pending.
     fn resume(&mut self, pending: Vec<Task>) -> Result<()> {
         for task in pending {
-            let provider = parse_provider(&task.provider)?;
             self.summary.resumed += 1;
             self.rows.push_back(Row {
                 head: format!("resumed   {}", task.events.join(",")),
                 tasks: vec![task.id],
                 tail: String::new(),
             });
-            self.start(task.id, provider, task.subject)?;
+            self.start(task.id, task.provider, task.subject)?;
         }
         Ok(())
     }
@@ -293,13 +275,13 @@ impl Run<'_, '_> {
                 } => {
                     to_journal.push(JournalEvent {
                         id: decision.event_id.clone(),
-                        outcome: outcome_id(decision.outcome),
+                        outcome: decision.outcome,
                         enforced: decision.enforced,
                         decision: raw,
                         revocations: decision
                             .revocations
                             .iter()
-                            .map(|r| (provider_id(r.provider), r.subject.clone()))
+                            .map(|r| (r.provider, r.subject.clone()))
                             .collect(),
                     });
                     decided.push((line, decision));
@@ -310,7 +292,7 @@ impl Run<'_, '_> {
         let dry_run = self.options.dry_run;
         let journal = self.journal.clone();
         let records = blocking(move || {
-            let pairs: Vec<Vec<(&str, &str)>> = to_journal
+            let pairs: Vec<Vec<(Provider, &str)>> = to_journal
                 .iter()
                 .map(|r| {
                     r.revocations
@@ -332,7 +314,7 @@ impl Run<'_, '_> {
                     revocations: pairs,
                 })
                 .collect();
-            lock(&journal)?.record_events(&events).map_err(Into::into)
+            journal.record_events(&events).map_err(Into::into)
         })
         .await?;
         if records.len() != decided.len() {
@@ -373,7 +355,7 @@ impl Run<'_, '_> {
         }
         let why = reasons(decision);
         let executes = decision.enforced && !self.options.dry_run;
-        let head = format!("line {line:<5} {id}  {:<9}", outcome_id(decision.outcome));
+        let head = format!("line {line:<5} {id}  {:<9}", decision.outcome.as_str());
         if decision.outcome != Outcome::Revoke || !executes {
             let note = match (decision.outcome, decision.enforced) {
                 (Outcome::Revoke, false) => {
@@ -397,10 +379,12 @@ impl Run<'_, '_> {
             // A coalesced task is already running, unless it was left pending
             // earlier in this run: then it gets another go.
             if !self.running.contains_key(&task.id) {
-                if let Some((_, Settled::Pending(_))) = self.settled.remove(&task.id) {
+                if let Some((_, end)) = self.settled.remove(&task.id)
+                    && end.state == TaskState::Pending
+                {
                     self.summary.pending -= 1;
                 }
-                self.start(task.id, parse_provider(&task.provider)?, task.subject)?;
+                self.start(task.id, task.provider, task.subject)?;
             }
         }
         self.rows.push_back(Row {
@@ -415,34 +399,30 @@ impl Run<'_, '_> {
     fn start(&mut self, id: TaskId, provider: Provider, subject: String) -> Result<()> {
         let client = self.clients.get(provider).cloned().ok_or_else(|| {
             anyhow!(
-                "a `{}` revocation is due but the host config has no [{}] section",
-                provider_id(provider),
-                provider_id(provider)
+                "a `{provider}` revocation is due but the host config has no [{provider}] section"
             )
         })?;
         let attempts = self.attempts.clone();
         let retry = self.options.retry;
-        let done = self.done_tx.clone();
         let task_subject = subject.clone();
-        tokio::spawn(async move {
-            let settled = execute(&client, &attempts, id, &task_subject, retry).await;
-            let _ = done.send((id, settled));
+        spawn_reported(id, self.done_tx.clone(), async move {
+            execute(&client, &attempts, id, &task_subject, retry).await
         });
         self.running.insert(id, TaskInfo { provider, subject });
         Ok(())
     }
 
-    fn settle(&mut self, task: TaskId, settled: Settled) -> Result<()> {
+    fn settle(&mut self, task: TaskId, end: TaskEnd) -> Result<()> {
         let info = self
             .running
             .remove(&task)
             .ok_or_else(|| anyhow!("task {task} settled but was not running"))?;
-        match settled {
-            Settled::Done => self.summary.done += 1,
-            Settled::Failed(_) => self.summary.failed += 1,
-            Settled::Pending(_) => self.summary.pending += 1,
+        match end.state {
+            TaskState::Done => self.summary.done += 1,
+            TaskState::Failed => self.summary.failed += 1,
+            TaskState::Pending => self.summary.pending += 1,
         }
-        self.settled.insert(task, (info, settled));
+        self.settled.insert(task, (info, end));
         Ok(())
     }
 
@@ -460,12 +440,8 @@ impl Run<'_, '_> {
                 .tasks
                 .iter()
                 .filter_map(|t| {
-                    let (info, settled) = self.settled.get(t)?;
-                    Some(format!(
-                        "{} {} {settled}",
-                        provider_id(info.provider),
-                        info.subject
-                    ))
+                    let (info, end) = self.settled.get(t)?;
+                    Some(format!("{} {} {end}", info.provider, info.subject))
                 })
                 .collect();
             if !row.tasks.is_empty() {
@@ -481,171 +457,6 @@ impl Run<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// Executes one task until it settles: retries throttling and outages with
-/// `Retry-After` or backoff, fetches one new token after a 401, and leaves the
-/// task pending when the run's retry deadline would pass.
-async fn execute(
-    client: &Client,
-    attempts: &AttemptWriter,
-    task: TaskId,
-    subject: &str,
-    retry: RetryConfig,
-) -> Result<Settled> {
-    let deadline = Instant::now() + Duration::from_millis(retry.deadline_ms);
-    let mut refreshed = false;
-    let mut refused = None;
-    let mut retries = 0u32;
-    loop {
-        let (outcome, token) = client.revoke(subject, refused.take().as_ref()).await;
-        let why = describe(&outcome);
-        let (result, settled, wait) = match outcome.verdict {
-            Verdict::Done => (AttemptResult::Done, Some(Settled::Done), None),
-            Verdict::Failed => (
-                AttemptResult::Failed,
-                Some(Settled::Failed(why.clone())),
-                None,
-            ),
-            Verdict::Refresh if refreshed => (
-                AttemptResult::Failed,
-                Some(Settled::Failed(why.clone())),
-                None,
-            ),
-            Verdict::Refresh => {
-                refreshed = true;
-                refused = token;
-                (AttemptResult::Retry, None, Some(Duration::ZERO))
-            }
-            Verdict::Retry { after } => {
-                let wait =
-                    after.unwrap_or_else(|| retry::backoff(&retry, retries, fastrand::f64()));
-                retries += 1;
-                if Instant::now() + wait > deadline {
-                    (
-                        AttemptResult::Retry,
-                        Some(Settled::Pending(why.clone())),
-                        None,
-                    )
-                } else {
-                    (AttemptResult::Retry, None, Some(wait))
-                }
-            }
-        };
-        attempts
-            .record(task, AttemptRecord::new(&outcome, result))
-            .await?;
-        if let Some(settled) = settled {
-            return Ok(settled);
-        }
-        if let Some(wait) = wait {
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// An attempt as sent to the journal writer: owned, and still nothing secret.
-struct AttemptRecord {
-    at_ms: i64,
-    status: Option<u16>,
-    code: Option<&'static str>,
-    provider_code: Option<String>,
-    message: Option<String>,
-    result: AttemptResult,
-}
-
-impl AttemptRecord {
-    fn new(outcome: &retry::Outcome, result: AttemptResult) -> Self {
-        Self {
-            at_ms: unix_ms(SystemTime::now()),
-            status: outcome.status,
-            code: outcome.code,
-            provider_code: outcome.provider_code.clone(),
-            message: outcome.message.clone(),
-            result,
-        }
-    }
-}
-
-type AttemptReply = tokio::sync::oneshot::Sender<Result<(), String>>;
-
-/// Group commit for attempts: one thread takes every attempt waiting and
-/// journals them in one transaction, then wakes each caller. A caller goes on
-/// only once its attempt is durable, and concurrent calls share one fsync.
-#[derive(Clone)]
-struct AttemptWriter {
-    tx: std::sync::mpsc::Sender<(TaskId, AttemptRecord, AttemptReply)>,
-}
-
-impl AttemptWriter {
-    /// Attempts journaled in one transaction, at most.
-    const GROUP: usize = 1024;
-
-    fn start(journal: SharedJournal) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<(TaskId, AttemptRecord, AttemptReply)>();
-        std::thread::spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut group = vec![first];
-                while group.len() < Self::GROUP
-                    && let Ok(next) = rx.try_recv()
-                {
-                    group.push(next);
-                }
-                let attempts: Vec<(TaskId, Attempt<'_>)> = group
-                    .iter()
-                    .map(|(task, a, _)| {
-                        let attempt = Attempt {
-                            at_ms: a.at_ms,
-                            http_status: a.status,
-                            error_code: a.code,
-                            provider_code: a.provider_code.as_deref(),
-                            message: a.message.as_deref(),
-                            result: a.result,
-                        };
-                        (*task, attempt)
-                    })
-                    .collect();
-                let result = lock(&journal)
-                    .and_then(|mut j| j.record_attempts(&attempts).map_err(Into::into))
-                    .map(drop)
-                    .map_err(|e| format!("{e:#}"));
-                drop(attempts);
-                for (_, _, reply) in group {
-                    let _ = reply.send(result.clone());
-                }
-            }
-        });
-        Self { tx }
-    }
-
-    async fn record(&self, task: TaskId, attempt: AttemptRecord) -> Result<()> {
-        let (reply, done) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((task, attempt, reply))
-            .map_err(|_| anyhow!("the journal writer stopped"))?;
-        done.await
-            .map_err(|_| anyhow!("the journal writer stopped"))?
-            .map_err(|e| anyhow!("cannot journal an attempt: {e}"))
-    }
-}
-
-/// `user-not-found: 404 Request_ResourceNotFound`, for the table and errors.
-fn describe(outcome: &retry::Outcome) -> String {
-    let mut parts = Vec::new();
-    if let Some(code) = outcome.code {
-        parts.push(code.to_owned());
-    }
-    if let Some(status) = outcome.status {
-        parts.push(status.to_string());
-    }
-    if let Some(code) = &outcome.provider_code {
-        parts.push(code.clone());
-    } else if outcome.status.is_none()
-        && let Some(message) = &outcome.message
-    {
-        parts.push(message.clone());
-    }
-    parts.join(" ")
 }
 
 /// An input line by number, or why the input could not be read past it.
@@ -686,14 +497,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .context("a journal write was interrupted")?
 }
 
-fn lock<'a>(
-    journal: &'a SharedJournal,
-) -> Result<std::sync::MutexGuard<'a, Box<dyn Journal + Send>>> {
-    journal
-        .lock()
-        .map_err(|_| anyhow!("the journal is unusable after an earlier failure"))
-}
-
 fn reasons(decision: &Decision) -> String {
     decision
         .reasons
@@ -705,9 +508,9 @@ fn reasons(decision: &Decision) -> String {
                 .filter_map(|m| serde_json::to_string(m).ok())
                 .collect();
             if matched.is_empty() {
-                r.rule.id().to_owned()
+                r.rule.as_str().to_owned()
             } else {
-                format!("{} {}", r.rule.id(), matched.join(" "))
+                format!("{} {}", r.rule.as_str(), matched.join(" "))
             }
         })
         .collect::<Vec<_>>()
@@ -718,37 +521,103 @@ fn targets(decision: &Decision) -> String {
     decision
         .revocations
         .iter()
-        .map(|r| format!("{} {}", provider_id(r.provider), r.subject))
+        .map(|r| format!("{} {}", r.provider, r.subject))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-pub fn provider_id(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Office365 => "office365",
-        Provider::GoogleWorkspace => "google_workspace",
+/// Spawns a task's execution and sends its end to the run exactly once: what
+/// `work` returned, or, if it panicked or its future was dropped first,
+/// `pending` with why. So the run always hears from every task it started.
+fn spawn_reported(
+    task: TaskId,
+    done: mpsc::UnboundedSender<Ended>,
+    work: impl Future<Output = Result<TaskEnd>> + Send + 'static,
+) {
+    let reporter = Reporter {
+        task,
+        done: Some(done),
+    };
+    tokio::spawn(async move {
+        let end = work.await;
+        reporter.send(end);
+    });
+}
+
+/// Reports a task's end; dropped unsent (a panic unwinding, a dropped
+/// future), it reports the task `pending`.
+struct Reporter {
+    task: TaskId,
+    done: Option<mpsc::UnboundedSender<Ended>>,
+}
+
+impl Reporter {
+    fn send(mut self, end: Result<TaskEnd>) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send((self.task, end));
+        }
     }
 }
 
-/// A provider id as the journal stores it.
-pub fn parse_provider(id: &str) -> Result<Provider> {
-    match id {
-        "office365" => Ok(Provider::Office365),
-        "google_workspace" => Ok(Provider::GoogleWorkspace),
-        other => bail!("the journal names an unknown provider `{other}`"),
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let why = "internal error: the task stopped before it settled; the next run retries it";
+            let _ = done.send((self.task, Ok(TaskEnd::pending(why))));
+        }
     }
 }
 
-fn outcome_id(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Revoke => "revoke",
-        Outcome::NoAction => "no_action",
-        Outcome::Unsupported => "unsupported",
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_task_that_panics_is_reported_pending() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        runtime().block_on(async {
+            spawn_reported(7, tx, async { panic!("a bug") });
+            let (task, end) = rx.recv().await.unwrap();
+            assert_eq!(task, 7);
+            let end = end.unwrap();
+            assert_eq!(end.state, TaskState::Pending);
+            assert!(end.why.starts_with("internal error"), "{}", end.why);
+        });
+    }
+
+    #[test]
+    fn a_dropped_task_is_reported_pending() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let rt = runtime();
+        rt.block_on(async {
+            spawn_reported(8, tx, std::future::pending());
+        });
+        // Shutting the runtime down drops the never-ending future.
+        drop(rt);
+        let (task, end) = rx.try_recv().unwrap();
+        assert_eq!((task, end.unwrap().state), (8, TaskState::Pending));
+    }
+
+    #[test]
+    fn a_settled_task_is_reported_once() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        runtime().block_on(async {
+            spawn_reported(9, tx, async {
+                Ok(TaskEnd {
+                    state: TaskState::Done,
+                    why: String::new(),
+                })
+            });
+            let (_, end) = rx.recv().await.unwrap();
+            assert_eq!(end.unwrap().state, TaskState::Done);
+            assert!(rx.recv().await.is_none());
+        });
+    }
 }

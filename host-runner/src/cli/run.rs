@@ -1,0 +1,80 @@
+//! `srs run`: events from JSON Lines, decided in the sandbox, revoked durably.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use policy_core::{Answer, Mode, PolicySummary, Provider};
+
+use super::{SandboxArgs, exit, parse_answer, read};
+use crate::journal::{Durability, Journal, SqliteJournal};
+use crate::providers::Clients;
+use crate::revocation::{self, RunOptions};
+use crate::sandbox::Worker;
+
+pub(super) fn run(
+    policy_path: &Path,
+    config_path: &Path,
+    state: &Path,
+    dry_run: bool,
+    events: Option<&Path>,
+    sandbox: &SandboxArgs,
+) -> Result<ExitCode> {
+    let config = crate::providers::load_config(config_path)?;
+    let plugin = sandbox.plugin()?;
+    let mut worker = Worker::new(&plugin);
+    let raw = worker.set_policy(&read(policy_path, "policy")?)?;
+    let summary = match parse_answer(&raw)? {
+        Answer::Failure { .. } => {
+            println!("{raw}");
+            bail!(
+                "the policy {} is invalid (its errors are above)",
+                policy_path.display()
+            );
+        }
+        Answer::Success {
+            policy: Some(summary),
+            ..
+        } => summary,
+        Answer::Success { policy: None, .. } => bail!(
+            "the module accepted the policy without saying what it asks for \
+             (SPEC §6: `srs_set_policy` answers a `policy` summary); is it built for an older SPEC?"
+        ),
+    };
+    let journal = SqliteJournal::open(state, Durability::Full)?;
+    // Which providers will be called: the policy's when it is enforced, and
+    // those of tasks an earlier run left pending. Credentials are read for
+    // those only, so a report_only policy needs none.
+    let resume = if dry_run {
+        Vec::new()
+    } else {
+        journal.pending_tasks()?
+    };
+    let needed = called(&summary, dry_run).chain(resume.iter().map(|t| t.provider));
+    let clients = Clients::for_providers(&config, needed)
+        .with_context(|| format!("host config {}", config_path.display()))?;
+    let input: Box<dyn std::io::BufRead + Send> = match events {
+        Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot read events {}", path.display()))?,
+        )),
+        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let options = RunOptions {
+        dry_run,
+        retry: config.retry,
+        resume,
+    };
+    let out = Box::new(std::io::LineWriter::new(std::io::stdout()));
+    let summary = revocation::run(&mut worker, Arc::new(journal), clients, options, input, out)?;
+    println!("{summary}");
+    Ok(exit(summary.needs_attention()))
+}
+
+/// The providers a policy's decisions will call: none in a dry run or in
+/// `report_only` mode.
+fn called(policy: &PolicySummary, dry_run: bool) -> impl Iterator<Item = Provider> + '_ {
+    let calls = !dry_run && policy.mode == Mode::Enforce;
+    policy.providers.iter().copied().filter(move |_| calls)
+}

@@ -1,0 +1,58 @@
+//! `srs status`: what the journal holds.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::journal::{Durability, Journal, SqliteJournal};
+
+pub(super) fn status(state: &Path) -> Result<ExitCode> {
+    if !state.exists() {
+        bail!("no journal at {}", state.display());
+    }
+    let status = SqliteJournal::open(state, Durability::Full)?.status()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: {} events ({} from dry runs); revocations: {} done, {} failed, {} pending",
+        state.display(),
+        status.events,
+        status.dry_run_events,
+        status.tasks.done,
+        status.tasks.failed,
+        status.tasks.pending
+    )?;
+    for t in &status.failed {
+        let error = [
+            t.error_code.clone(),
+            t.http_status.map(|s| s.to_string()),
+            t.provider_code.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        writeln!(
+            out,
+            "failed   {} {}  {error}: {}  ({} attempts; events {})",
+            t.provider,
+            t.subject,
+            t.message.as_deref().unwrap_or("no message"),
+            t.attempts,
+            t.events.join(",")
+        )?;
+    }
+    for t in &status.pending {
+        writeln!(
+            out,
+            "pending  {} {}  ({} attempts; events {})",
+            t.provider,
+            t.subject,
+            t.attempts,
+            t.events.join(",")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

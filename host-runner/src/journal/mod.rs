@@ -1,0 +1,340 @@
+//! The journal (SPEC §8): every event and its revocation tasks are committed
+//! before any provider call, so a crash loses nothing and repeats nothing.
+//!
+//! - An event id already journaled executes nothing again ([`Recorded::Duplicate`]).
+//! - A revocation for a (provider, subject) that already has a pending task is
+//!   attached to that task: "at most one pending task per (provider, subject)"
+//!   is a database invariant (a partial unique index).
+//! - Every provider attempt is recorded: time, HTTP status, srs's error code,
+//!   the provider's error code and message. The API takes no free-form request
+//!   data, so no token or secret can reach the journal through it.
+//! - A `--dry-run` event is journaled without tasks and does not make its id
+//!   "seen" for a real run: the real run replaces the dry-run row.
+//!
+//! Everything else talks to the journal through the [`Journal`] trait: its
+//! methods take `&self`, so a backend with a connection pool (a shared server
+//! database) serves concurrent callers without one global lock. Values are
+//! typed ([`Provider`], [`Outcome`], [`TaskState`], [`AttemptResult`]); each
+//! has one stored name, which the schema's `CHECK`s are tested against. All
+//! times are unix milliseconds passed in by the caller; the journal reads no
+//! clock.
+
+mod sqlite;
+
+use policy_core::{Outcome, Provider};
+
+pub use sqlite::{SCHEMA_VERSION, SqliteJournal};
+
+/// The id of a revocation task.
+pub type TaskId = i64;
+
+/// The longest provider message kept, in bytes; longer ones are cut at a
+/// character boundary ([`crate::clip`]).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Why a journal operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The database could not be opened or configured.
+    #[error("cannot open the journal {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file did not switch to write-ahead logging.
+    #[error("the journal {path} cannot use WAL mode (it reports journal_mode={mode})")]
+    NotWal { path: String, mode: String },
+    /// The database was migrated by a newer srs.
+    #[error(
+        "the journal {path} was written by a newer srs (schema version {found}, this srs knows up to {known})"
+    )]
+    NewerSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    /// The database carries a schema version no srs writes.
+    #[error("the journal {path} has an invalid schema version {found}")]
+    InvalidSchema { path: String, found: i64 },
+    /// An attempt names a task the journal does not hold.
+    #[error("task {0} is not in the journal")]
+    UnknownTask(TaskId),
+    /// An attempt names a task that is already done or failed.
+    #[error("task {id} is {state}, not pending: it takes no more attempts")]
+    NotPending { id: TaskId, state: TaskState },
+    /// A stored value is outside what this srs writes.
+    #[error("the journal holds an invalid {what}: {value:?}")]
+    Corrupt { what: &'static str, value: String },
+    /// A batch call answered a different number of results than it was given.
+    #[error("the journal answered {got} results for {sent} records")]
+    BatchMismatch { sent: usize, got: usize },
+    /// The connection is unusable after a thread panicked holding it.
+    #[error("the journal is unusable after an earlier failure")]
+    Poisoned,
+    /// Any other database failure.
+    #[error("journal database error")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a committed event survives a power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: faster; a power loss may drop the last commits
+    /// (never corrupts). For benchmarks.
+    Normal,
+}
+
+/// `as_str`, `FromStr` and `ALL` for a stored enum, from one list of names.
+macro_rules! stored_names {
+    ($kind:literal, $ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: [Self; [$($name),+].len()] = [$(Self::$variant),+];
+
+            /// The name stored in the journal and shown by `srs status`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = JournalError;
+
+            fn from_str(s: &str) -> Result<Self, JournalError> {
+                match s {
+                    $($name => Ok(Self::$variant),)+
+                    other => Err(JournalError::Corrupt {
+                        what: $kind,
+                        value: other.to_owned(),
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// The state of a revocation task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Not yet executed, or to be retried.
+    Pending,
+    /// The provider confirmed the revocation.
+    Done,
+    /// The provider refused permanently; see the last attempt's error.
+    Failed,
+}
+
+stored_names!("task state", TaskState {
+    Pending => "pending",
+    Done => "done",
+    Failed => "failed",
+});
+
+/// What one provider call means for its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The revocation succeeded: the task ends done.
+    Done,
+    /// A transient failure: the task stays pending.
+    Retry,
+    /// A permanent failure: the task ends failed with this attempt's error.
+    Failed,
+}
+
+stored_names!("attempt result", AttemptResult {
+    Done => "done",
+    Retry => "retry",
+    Failed => "failed",
+});
+
+impl AttemptResult {
+    /// The task's state after an attempt with this result.
+    pub fn state(self) -> TaskState {
+        match self {
+            AttemptResult::Done => TaskState::Done,
+            AttemptResult::Retry => TaskState::Pending,
+            AttemptResult::Failed => TaskState::Failed,
+        }
+    }
+}
+
+/// An event and the policy module's decision about it, to journal.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    /// The event id: the deduplication key.
+    pub id: &'a str,
+    /// When the runner read the event (unix ms).
+    pub received_ms: i64,
+    /// The decision's outcome.
+    pub outcome: Outcome,
+    /// False for a `report_only` policy: no tasks are created.
+    pub enforced: bool,
+    /// A `--dry-run` run: journaled without tasks, replaced by a later real run.
+    pub dry_run: bool,
+    /// The module's decision JSON, kept for audit.
+    pub decision: &'a str,
+    /// (provider, subject) pairs; tasks are created only when `enforced && !dry_run`.
+    pub revocations: &'a [(Provider, &'a str)],
+}
+
+/// What journaling an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The id was journaled before (or, for a dry run, by any run): nothing to do.
+    Duplicate,
+    /// The event is new; these tasks now carry its revocations (a task that
+    /// was already pending keeps its id).
+    New { tasks: Vec<TaskRef> },
+}
+
+/// A task an event's revocation was attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRef {
+    /// The task.
+    pub id: TaskId,
+    /// Where the sessions are revoked.
+    pub provider: Provider,
+    /// The user whose sessions are revoked.
+    pub subject: String,
+}
+
+/// A pending task to execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// The task.
+    pub id: TaskId,
+    /// Where the sessions are revoked.
+    pub provider: Provider,
+    /// The user whose sessions are revoked.
+    pub subject: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The ids of the events attached, in the order they were attached.
+    pub events: Vec<String>,
+}
+
+/// One provider call, as journaled. Carries no request data.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// When the call ended (unix ms).
+    pub at_ms: i64,
+    /// The HTTP status, if a response arrived.
+    pub http_status: Option<u16>,
+    /// srs's stable error code, if any (e.g. `user-not-found`, `throttled`).
+    pub error_code: Option<&'a str>,
+    /// The provider's own error code, if any (e.g. Graph's `error.code`).
+    pub provider_code: Option<&'a str>,
+    /// The provider's error message, if any (cut to [`MAX_MESSAGE_BYTES`]).
+    pub message: Option<&'a str>,
+    /// What the call means for the task.
+    pub result: AttemptResult,
+}
+
+/// Task counts by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskCounts {
+    /// Tasks still to execute.
+    pub pending: u64,
+    /// Tasks the provider confirmed.
+    pub done: u64,
+    /// Tasks the provider refused permanently.
+    pub failed: u64,
+}
+
+/// A failed task and its last error, for `srs status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedTask {
+    /// The task.
+    pub id: TaskId,
+    /// Where the sessions were to be revoked.
+    pub provider: Provider,
+    /// The user whose sessions were not revoked.
+    pub subject: String,
+    /// The last attempt's HTTP status.
+    pub http_status: Option<u16>,
+    /// The last attempt's srs error code.
+    pub error_code: Option<String>,
+    /// The last attempt's provider error code.
+    pub provider_code: Option<String>,
+    /// The last attempt's provider message.
+    pub message: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the task failed (unix ms).
+    pub updated_ms: i64,
+    /// The ids of the events attached.
+    pub events: Vec<String>,
+}
+
+/// What `srs status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    /// Events journaled by real runs.
+    pub events: u64,
+    /// Events journaled by dry runs only.
+    pub dry_run_events: u64,
+    /// Task counts by state.
+    pub tasks: TaskCounts,
+    /// The pending tasks, oldest first.
+    pub pending: Vec<Task>,
+    /// The failed tasks with their errors, oldest first.
+    pub failed: Vec<FailedTask>,
+}
+
+/// The journal as the rest of srs sees it. Implementations commit each batch
+/// call atomically (all of it or nothing) and may be called from several
+/// threads at once.
+pub trait Journal: Send + Sync {
+    /// Journals events in order, with their tasks, in one commit. Returns one
+    /// [`Recorded`] per event.
+    fn record_events(&self, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError>;
+
+    /// Journals attempts in order in one commit, returning each task's new
+    /// state. Fails, recording none, if any task is unknown or not pending.
+    fn record_attempts(
+        &self,
+        attempts: &[(TaskId, Attempt<'_>)],
+    ) -> Result<Vec<TaskState>, JournalError>;
+
+    /// The pending tasks, oldest first, with their events: the work left after
+    /// a crash.
+    fn pending_tasks(&self) -> Result<Vec<Task>, JournalError>;
+
+    /// Counts and the failed tasks, for `srs status`.
+    fn status(&self) -> Result<Status, JournalError>;
+
+    /// Journals one event; see [`Journal::record_events`].
+    fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {
+        single(self.record_events(std::slice::from_ref(event))?)
+    }
+
+    /// Journals one attempt; see [`Journal::record_attempts`].
+    fn record_attempt(
+        &self,
+        task: TaskId,
+        attempt: &Attempt<'_>,
+    ) -> Result<TaskState, JournalError> {
+        single(self.record_attempts(&[(task, *attempt)])?)
+    }
+}
+
+fn single<T>(results: Vec<T>) -> Result<T, JournalError> {
+    let got = results.len();
+    let mut results = results.into_iter();
+    match (results.next(), got) {
+        (Some(result), 1) => Ok(result),
+        _ => Err(JournalError::BatchMismatch { sent: 1, got }),
+    }
+}

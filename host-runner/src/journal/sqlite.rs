@@ -1,0 +1,486 @@
+//! The journal in a local SQLite file (WAL mode): the embedded default.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use policy_core::Provider;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::{
+    Attempt, Durability, FailedTask, Journal, JournalError, MAX_MESSAGE_BYTES, NewEvent, Recorded,
+    Status, Task, TaskId, TaskRef, TaskState,
+};
+
+/// The schema migrations, applied in order; migration `n` (1-based) brings the
+/// database to `PRAGMA user_version = n`. Append only: never edit a shipped step.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE events (
+    id          TEXT PRIMARY KEY NOT NULL,
+    received_ms INTEGER NOT NULL,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('revoke', 'no_action', 'unsupported')),
+    enforced    INTEGER NOT NULL CHECK (enforced IN (0, 1)),
+    dry_run     INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+    decision    TEXT NOT NULL
+);
+CREATE TABLE tasks (
+    id                 INTEGER PRIMARY KEY,
+    provider           TEXT NOT NULL,
+    subject            TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+    created_ms         INTEGER NOT NULL,
+    updated_ms         INTEGER NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_status        INTEGER CHECK (last_status BETWEEN 0 AND 65535),
+    last_error_code    TEXT,
+    last_provider_code TEXT,
+    last_message       TEXT
+);
+CREATE UNIQUE INDEX tasks_one_pending ON tasks (provider, subject) WHERE state = 'pending';
+CREATE INDEX tasks_by_state ON tasks (state);
+CREATE TABLE task_events (
+    task_id  INTEGER NOT NULL REFERENCES tasks (id),
+    event_id TEXT NOT NULL REFERENCES events (id),
+    PRIMARY KEY (task_id, event_id)
+);
+CREATE TABLE attempts (
+    task_id       INTEGER NOT NULL REFERENCES tasks (id),
+    at_ms         INTEGER NOT NULL,
+    http_status   INTEGER CHECK (http_status BETWEEN 0 AND 65535),
+    error_code    TEXT,
+    provider_code TEXT,
+    message       TEXT,
+    result        TEXT NOT NULL CHECK (result IN ('done', 'retry', 'failed'))
+);
+CREATE INDEX attempts_by_task ON attempts (task_id);
+"];
+
+/// The schema version this build writes: the number of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a write waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The journal in a local SQLite file (WAL mode). One connection, used by
+/// one caller at a time: SQLite has one writer anyway.
+#[derive(Debug)]
+pub struct SqliteJournal {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteJournal {
+    /// Opens or creates the journal at `path` and migrates it to
+    /// [`SCHEMA_VERSION`]. Refuses a journal from a newer srs.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, JournalError> {
+        let name = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| JournalError::Open {
+            path: name.clone(),
+            source,
+        })?;
+        Self::setup(conn, &name, durability, true)
+    }
+
+    /// An empty journal in memory, for tests.
+    pub fn open_in_memory() -> Result<Self, JournalError> {
+        let name = ":memory:";
+        let conn = Connection::open_in_memory().map_err(|source| JournalError::Open {
+            path: name.to_owned(),
+            source,
+        })?;
+        Self::setup(conn, name, Durability::Full, false)
+    }
+
+    fn setup(
+        mut conn: Connection,
+        name: &str,
+        durability: Durability,
+        wal: bool,
+    ) -> Result<Self, JournalError> {
+        let open_err = |source| JournalError::Open {
+            path: name.to_owned(),
+            source,
+        };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(open_err)?;
+        if wal && !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::NotWal {
+                path: name.to_owned(),
+                mode,
+            });
+        }
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        migrate(&mut conn, name)?;
+        Ok(SqliteJournal {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, JournalError> {
+        self.conn.lock().map_err(|_| JournalError::Poisoned)
+    }
+}
+
+/// Applies the migrations the database lacks, all in one transaction.
+fn migrate(conn: &mut Connection, name: &str) -> Result<(), JournalError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(JournalError::NewerSchema {
+            path: name.to_owned(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let applied = usize::try_from(found).map_err(|_| JournalError::InvalidSchema {
+        path: name.to_owned(),
+        found,
+    })?;
+    if applied < MIGRATIONS.len() {
+        for step in MIGRATIONS.iter().skip(applied) {
+            tx.execute_batch(step)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Journal for SqliteJournal {
+    fn record_events(&self, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            results.push(insert_event(&tx, event)?);
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    fn record_attempts(
+        &self,
+        attempts: &[(TaskId, Attempt<'_>)],
+    ) -> Result<Vec<TaskState>, JournalError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut states = Vec::with_capacity(attempts.len());
+        for (task, attempt) in attempts {
+            states.push(insert_attempt(&tx, *task, attempt)?);
+        }
+        tx.commit()?;
+        Ok(states)
+    }
+
+    fn pending_tasks(&self) -> Result<Vec<Task>, JournalError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let tasks = read_pending(&tx)?;
+        tx.commit()?;
+        Ok(tasks)
+    }
+
+    fn status(&self) -> Result<Status, JournalError> {
+        // One read transaction: the counts and lists agree with each other.
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let mut status = Status {
+            pending: read_pending(&tx)?,
+            failed: read_failed(&tx)?,
+            ..Status::default()
+        };
+        {
+            let mut stmt =
+                tx.prepare_cached("SELECT dry_run, count(*) FROM events GROUP BY dry_run")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let count = count(row.get(1)?)?;
+                if row.get::<_, bool>(0)? {
+                    status.dry_run_events = count;
+                } else {
+                    status.events = count;
+                }
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let count = count(row.get(1)?)?;
+                match row.get::<_, String>(0)?.parse()? {
+                    TaskState::Pending => status.tasks.pending = count,
+                    TaskState::Done => status.tasks.done = count,
+                    TaskState::Failed => status.tasks.failed = count,
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(status)
+    }
+}
+
+/// A `count(*)`, which SQLite returns as a signed integer.
+fn count(n: i64) -> Result<u64, JournalError> {
+    u64::try_from(n).map_err(|_| JournalError::Corrupt {
+        what: "count",
+        value: n.to_string(),
+    })
+}
+
+fn insert_event(tx: &Transaction<'_>, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {
+    // A new id is inserted; a dry-run row is replaced by a real run; any other
+    // existing row is left alone, which makes the event a duplicate.
+    let changed = tx
+        .prepare_cached(
+            "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET
+                 received_ms = excluded.received_ms, outcome = excluded.outcome,
+                 enforced = excluded.enforced, dry_run = excluded.dry_run,
+                 decision = excluded.decision
+             WHERE events.dry_run = 1 AND excluded.dry_run = 0",
+        )?
+        .execute(params![
+            event.id,
+            event.received_ms,
+            event.outcome.as_str(),
+            event.enforced,
+            event.dry_run,
+            event.decision
+        ])?;
+    if changed == 0 {
+        return Ok(Recorded::Duplicate);
+    }
+    let mut tasks: Vec<TaskRef> = Vec::new();
+    if !event.enforced || event.dry_run {
+        return Ok(Recorded::New { tasks });
+    }
+    for &(provider, subject) in event.revocations {
+        if tasks
+            .iter()
+            .any(|t| t.provider == provider && t.subject == subject)
+        {
+            continue; // the same revocation twice in one decision
+        }
+        let existing: Option<TaskId> = tx
+            .prepare_cached(
+                "SELECT id FROM tasks WHERE provider = ?1 AND subject = ?2 AND state = 'pending'",
+            )?
+            .query_row(params![provider.as_str(), subject], |row| row.get(0))
+            .optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => tx
+                .prepare_cached(
+                    "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
+                     VALUES (?1, ?2, 'pending', ?3, ?3) RETURNING id",
+                )?
+                .query_row(
+                    params![provider.as_str(), subject, event.received_ms],
+                    |row| row.get(0),
+                )?,
+        };
+        tx.prepare_cached("INSERT INTO task_events (task_id, event_id) VALUES (?1, ?2)")?
+            .execute(params![id, event.id])?;
+        tasks.push(TaskRef {
+            id,
+            provider,
+            subject: subject.to_owned(),
+        });
+    }
+    Ok(Recorded::New { tasks })
+}
+
+fn insert_attempt(
+    tx: &Transaction<'_>,
+    task: TaskId,
+    attempt: &Attempt<'_>,
+) -> Result<TaskState, JournalError> {
+    let state: Option<String> = tx
+        .prepare_cached("SELECT state FROM tasks WHERE id = ?1")?
+        .query_row([task], |row| row.get(0))
+        .optional()?;
+    match state.as_deref().map(str::parse).transpose()? {
+        None => return Err(JournalError::UnknownTask(task)),
+        Some(TaskState::Pending) => {}
+        Some(state) => return Err(JournalError::NotPending { id: task, state }),
+    }
+    let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
+    tx.prepare_cached(
+        "INSERT INTO attempts
+             (task_id, at_ms, http_status, error_code, provider_code, message, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        task,
+        attempt.at_ms,
+        attempt.http_status,
+        attempt.error_code,
+        attempt.provider_code,
+        message,
+        attempt.result.as_str()
+    ])?;
+    let new_state = attempt.result.state();
+    tx.prepare_cached(
+        "UPDATE tasks SET state = ?2, updated_ms = ?3, attempts = attempts + 1,
+             last_status = ?4, last_error_code = ?5, last_provider_code = ?6,
+             last_message = ?7
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        task,
+        new_state.as_str(),
+        attempt.at_ms,
+        attempt.http_status,
+        attempt.error_code,
+        attempt.provider_code,
+        message
+    ])?;
+    Ok(new_state)
+}
+
+fn task_events(tx: &Transaction<'_>, task: TaskId) -> Result<Vec<String>, JournalError> {
+    let mut stmt =
+        tx.prepare_cached("SELECT event_id FROM task_events WHERE task_id = ?1 ORDER BY rowid")?;
+    let events = stmt
+        .query_map([task], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(events)
+}
+
+fn read_pending(tx: &Transaction<'_>) -> Result<Vec<Task>, JournalError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, provider, subject, attempts FROM tasks WHERE state = 'pending' ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<Result<Vec<(TaskId, String, String, u32)>, _>>()?;
+    rows.into_iter()
+        .map(|(id, provider, subject, attempts)| {
+            Ok(Task {
+                id,
+                provider: stored_provider(provider)?,
+                subject,
+                attempts,
+                events: task_events(tx, id)?,
+            })
+        })
+        .collect()
+}
+
+fn read_failed(tx: &Transaction<'_>) -> Result<Vec<FailedTask>, JournalError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, provider, subject, last_status, last_error_code, last_provider_code,
+                last_message, attempts, updated_ms
+         FROM tasks WHERE state = 'failed' ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([], |row| {
+            let provider: String = row.get(1)?;
+            let task = FailedTask {
+                id: row.get(0)?,
+                provider: Provider::Office365,
+                subject: row.get(2)?,
+                http_status: row.get(3)?,
+                error_code: row.get(4)?,
+                provider_code: row.get(5)?,
+                message: row.get(6)?,
+                attempts: row.get(7)?,
+                updated_ms: row.get(8)?,
+                events: Vec::new(),
+            };
+            Ok((task, provider))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(task, provider)| {
+            Ok(FailedTask {
+                provider: stored_provider(provider)?,
+                events: task_events(tx, task.id)?,
+                ..task
+            })
+        })
+        .collect()
+}
+
+/// A provider as stored: one of the names [`Provider::as_str`] writes.
+fn stored_provider(name: String) -> Result<Provider, JournalError> {
+    name.parse().map_err(|_| JournalError::Corrupt {
+        what: "provider",
+        value: name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use policy_core::Outcome;
+
+    use super::*;
+    use crate::journal::AttemptResult;
+
+    /// The names a `CHECK (column IN (…))` of the schema allows.
+    fn check_list(column: &str) -> Vec<String> {
+        let schema = MIGRATIONS.concat();
+        let marker = format!("CHECK ({column} IN (");
+        let start = schema.find(&marker).map(|i| i + marker.len());
+        let list = start
+            .and_then(|i| schema.get(i..))
+            .and_then(|rest| rest.split_once("))"))
+            .map(|(list, _)| list)
+            .unwrap_or_else(|| panic!("no CHECK on {column}"));
+        list.split(',')
+            .map(|name| name.trim().trim_matches('\'').to_owned())
+            .collect()
+    }
+
+    fn names<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
+        all.iter().map(|v| as_str(*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_schema_checks_the_same_names_the_code_writes() {
+        assert_eq!(check_list("outcome"), names(&Outcome::ALL, Outcome::as_str));
+        assert_eq!(
+            check_list("state"),
+            names(&TaskState::ALL, TaskState::as_str)
+        );
+        assert_eq!(
+            check_list("result"),
+            names(&AttemptResult::ALL, AttemptResult::as_str)
+        );
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        for state in TaskState::ALL {
+            assert_eq!(state.as_str().parse::<TaskState>().ok(), Some(state));
+        }
+        for result in AttemptResult::ALL {
+            assert_eq!(result.as_str().parse::<AttemptResult>().ok(), Some(result));
+        }
+        for provider in Provider::ALL {
+            assert_eq!(
+                stored_provider(provider.as_str().to_owned()).ok(),
+                Some(provider)
+            );
+        }
+        assert!(matches!(
+            "cancelled".parse::<TaskState>(),
+            Err(JournalError::Corrupt {
+                what: "task state",
+                ..
+            })
+        ));
+        assert!(stored_provider("okta".into()).is_err());
+    }
+}
