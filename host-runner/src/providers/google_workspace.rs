@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, Section, push_segments};
+use super::{Api, ApiError, Section, error_member, push_segments};
 use crate::config::base_url;
 
 const GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.security";
@@ -135,19 +135,13 @@ impl Api for Directory {
             .form(&[("grant_type", JWT_BEARER), ("assertion", &assertion)]))
     }
 
-    fn revoke_url(&self, subject: &str) -> Result<Url, String> {
-        let mut url = self.users_url.clone();
-        push_segments(&mut url, &[subject, "signOut"])?;
-        Ok(url)
+    fn revoke_endpoint(&self) -> (&Url, &'static str) {
+        (&self.users_url, "signOut")
     }
 
     /// Google: `{"error": {"code": 403, "message", "errors": [{"reason"}]}}`;
     /// the reason says more than the numeric code.
     fn api_error(&self, body: &[u8]) -> ApiError {
-        #[derive(Deserialize)]
-        struct Body {
-            error: Error,
-        }
         #[derive(Deserialize)]
         struct Error {
             message: Option<String>,
@@ -158,8 +152,8 @@ impl Api for Directory {
         struct Reason {
             reason: Option<String>,
         }
-        match serde_json::from_slice::<Body>(body) {
-            Ok(Body { error }) => {
+        error_member::<Error>(body)
+            .map(|error| {
                 let reason = error.errors.into_iter().find_map(|e| e.reason);
                 ApiError {
                     quota: reason
@@ -169,9 +163,8 @@ impl Api for Directory {
                     message: error.message,
                 }
                 .clipped()
-            }
-            Err(_) => ApiError::default(),
-        }
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -92,10 +92,11 @@ impl Client {
     }
 
     async fn call(&self, subject: &str, token: &Secret) -> Exchange {
-        let url = match self.api.revoke_url(subject) {
-            Ok(url) => url,
-            Err(why) => return Exchange::Unsendable { why },
-        };
+        let (users, action) = self.api.revoke_endpoint();
+        let mut url = users.clone();
+        if let Err(why) = super::push_segments(&mut url, &[subject, action]) {
+            return Exchange::Unsendable { why };
+        }
         if let Some(pace) = &self.pace {
             pace.wait().await;
         }

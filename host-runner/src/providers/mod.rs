@@ -32,8 +32,9 @@ pub trait Api: Send + Sync {
     /// The token request (the grant), ready to send; `Err` says why it cannot
     /// be made, with nothing secret in it.
     fn token_request(&self, http: &reqwest::Client) -> Result<reqwest::RequestBuilder, String>;
-    /// The revocation URL for `subject`.
-    fn revoke_url(&self, subject: &str) -> Result<Url, String>;
+    /// Where a revocation goes: `{users}/{subject}/{action}`, the users
+    /// collection and the action.
+    fn revoke_endpoint(&self) -> (&Url, &'static str);
     /// The provider's error code and message from an error body, and whether
     /// the refusal is a quota (retried like a 429).
     fn api_error(&self, body: &[u8]) -> ApiError;
@@ -167,6 +168,17 @@ impl Clients {
     pub fn get(&self, provider: Provider) -> Option<&Arc<Client>> {
         self.clients.get(&provider)
     }
+}
+
+/// The `error` member of an error body, `{"error": …}` (Graph and Google).
+fn error_member<E: DeserializeOwned>(body: &[u8]) -> Option<E> {
+    #[derive(serde::Deserialize)]
+    struct Body<E> {
+        error: E,
+    }
+    serde_json::from_slice::<Body<E>>(body)
+        .ok()
+        .map(|b| b.error)
 }
 
 /// Appends path segments, percent-encoding each (a subject's `/` or `%`

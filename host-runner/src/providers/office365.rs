@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::{Api, ApiError, Section, push_segments};
+use super::{Api, ApiError, Section, error_member, push_segments};
 use crate::config::{Secret, base_url};
 
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -86,32 +86,27 @@ impl Api for Graph {
         ]))
     }
 
-    fn revoke_url(&self, subject: &str) -> Result<Url, String> {
-        let mut url = self.users_url.clone();
-        push_segments(&mut url, &[subject, "revokeSignInSessions"])?;
-        Ok(url)
+    fn revoke_endpoint(&self) -> (&Url, &'static str) {
+        (&self.users_url, "revokeSignInSessions")
     }
 
     /// Graph: `{"error": {"code", "message"}}`.
     fn api_error(&self, body: &[u8]) -> ApiError {
         #[derive(Deserialize)]
-        struct Body {
-            error: Error,
-        }
-        #[derive(Deserialize)]
         struct Error {
             code: Option<String>,
             message: Option<String>,
         }
-        match serde_json::from_slice::<Body>(body) {
-            Ok(Body { error }) => ApiError {
-                code: error.code,
-                message: error.message,
-                quota: false,
-            }
-            .clipped(),
-            Err(_) => ApiError::default(),
-        }
+        error_member::<Error>(body)
+            .map(|error| {
+                ApiError {
+                    code: error.code,
+                    message: error.message,
+                    quota: false,
+                }
+                .clipped()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -140,7 +135,10 @@ mod tests {
 
     #[test]
     fn subjects_are_one_path_segment() {
-        let url = graph().revoke_url("a/b%c@example.com").unwrap();
+        let graph = graph();
+        let (users, action) = graph.revoke_endpoint();
+        let mut url = users.clone();
+        push_segments(&mut url, &["a/b%c@example.com", action]).unwrap();
         assert_eq!(
             url.as_str(),
             "https://graph.example/v1.0/users/a%2Fb%25c@example.com/revokeSignInSessions"

@@ -437,7 +437,7 @@ async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
     };
     if was_reset {
         // Linger zero: closing sends an RST instead of a FIN, and does not block.
-        #[allow(
+        #[expect(
             deprecated,
             reason = "SO_LINGER zero is exactly what a reset needs; it does not block"
         )]
