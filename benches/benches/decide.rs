@@ -4,10 +4,8 @@
 //!
 //! `cargo bench -p srs-bench --bench decide`
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     clippy::indexing_slicing,
     reason = "benchmark harness"
 )]

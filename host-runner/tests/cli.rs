@@ -1,12 +1,6 @@
 //! The `srs` binary as a user runs it: exit codes, output, and the SPEC §8 CLI.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test stops at its first failure"
-)]
+#![expect(clippy::unwrap_used, reason = "a test stops at its first failure")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

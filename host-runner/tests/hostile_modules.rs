@@ -3,11 +3,9 @@
 //! error that names what it broke, in bounded time, and a good module still
 //! answers afterwards. Some tests show each limit is what stops them.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing,
     reason = "a test stops at its first failure"
 )]
 

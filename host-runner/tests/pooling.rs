@@ -1,13 +1,7 @@
 //! The pooling allocator (`Allocation::Pooling`): the same answers as on-demand
 //! instances, the same memory cap, and a bounded number of live instances.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test stops at its first failure"
-)]
+#![expect(clippy::unwrap_used, reason = "a test stops at its first failure")]
 
 use host_runner::sandbox::Allocation;
 use host_runner::{EMBEDDED_MODULE, Limits, Plugin, SandboxError, Worker};

@@ -3,13 +3,7 @@
 //! (the servers count) or failed with the right code; SIGKILL mid-run loses
 //! nothing; no secret reaches the output or the journal.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

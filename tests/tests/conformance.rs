@@ -1,13 +1,7 @@
 //! Every vector through every Rust-side implementation: native policy-core and
 //! the embedded core module in wasmtime, through the host's own loader.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test stops at its first failure"
-)]
+#![expect(clippy::unwrap_used, reason = "a test stops at its first failure")]
 
 use host_runner::conformance::{self, Evaluator, VectorFile};
 use host_runner::{Limits, Plugin, Worker};

@@ -1,12 +1,6 @@
 //! Properties of the decision over generated policies and events (proptest).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test stops at its first failure"
-)]
+#![expect(clippy::panic, reason = "a test stops at its first failure")]
 
 use policy_core::{
     Action, Answer, Compliance, Deployment, Device, DeviceState, Event, Mode, Outcome, Policy,

@@ -6,13 +6,7 @@
 //! Run: `cargo build --release -p host-runner && cargo run --release -p srs-bench --bin e2e [N]`
 //! (`SRS_BIN` picks another `srs` binary.)
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "benchmark harness"
-)]
+#![expect(clippy::indexing_slicing, reason = "benchmark harness")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,10 +5,9 @@
 //!
 //! `cargo run --release -p srs-bench --bin memory [CALLS]`
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic,
     clippy::indexing_slicing,
     reason = "benchmark harness"
 )]

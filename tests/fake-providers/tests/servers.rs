@@ -1,8 +1,7 @@
 //! The fake servers over real HTTP/1.1, with a small raw-TcpStream client.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
     reason = "tests"
