@@ -65,25 +65,22 @@ impl Client {
         })
     }
 
-    /// One revocation attempt: a token (cached or fetched), then the call.
-    /// Returns how it ended and the token used. `refused` is a token a
-    /// provider answered 401 to: it is replaced, once, whichever concurrent
-    /// call notices first.
+    /// A place among this provider's `max_concurrency` attempts. The caller
+    /// holds it for the call and until the attempt is journaled, so at most
+    /// that many answered-but-unrecorded calls exist at a crash.
+    pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.permits.acquire().await.ok()
+    }
+
+    /// One revocation attempt, under a [`Client::permit`]: a token (cached
+    /// or fetched), then the call. Returns how it ended and the token used.
+    /// `refused` is a token a provider answered 401 to: it is replaced, once,
+    /// whichever concurrent call notices first.
     pub async fn revoke(
         &self,
         subject: &str,
         refused: Option<&Secret>,
     ) -> (Exchange, Option<Secret>) {
-        let Ok(_permit) = self.permits.acquire().await else {
-            let message = "the client is shutting down".to_owned();
-            return (
-                Exchange::NoAnswer {
-                    timeout: false,
-                    message,
-                },
-                None,
-            );
-        };
         let token = match self.token(refused).await {
             Ok(token) => token,
             Err(exchange) => return (exchange, None),

@@ -53,6 +53,12 @@ pub async fn execute(
     let mut refused = None;
     let mut retries = 0u32;
     loop {
+        // Held until the attempt is journaled: at most `max_concurrency`
+        // calls per provider are answered but unrecorded when srs is killed.
+        let permit = client
+            .permit()
+            .await
+            .ok_or_else(|| anyhow!("the client of task {task} is shutting down"))?;
         let (exchange, token) = client.revoke(subject, refused.take().as_ref()).await;
         let report = retry::classify(exchange, SystemTime::now());
         let why = report.describe();
@@ -79,6 +85,7 @@ pub async fn execute(
         attempts
             .record(task, AttemptRecord::new(&report, result))
             .await?;
+        drop(permit);
         if let Some(state) = end {
             let why = if state == TaskState::Done {
                 String::new()
