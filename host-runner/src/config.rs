@@ -29,6 +29,8 @@ pub struct HostConfig {
     sections: BTreeMap<Provider, Section>,
     /// Backoff and deadline for retried calls.
     pub retry: RetryConfig,
+    /// `srs serve` (SPEC §10).
+    pub serve: ServeConfig,
     /// The config file's directory: relative paths in it are read from here.
     pub dir: PathBuf,
 }
@@ -81,6 +83,141 @@ fn default_deadline_ms() -> u64 {
     120_000
 }
 
+/// `[serve]`: the service and its gate (SPEC §10). Tokens are named by the
+/// environment variables holding them, never written here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Where to listen (overridden by `--listen`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The bearer token for `POST /v1/events` (UEM pushes).
+    pub intake_token_env: Option<String>,
+    /// The bearer token for the admin API (`/v1/policy`, `/v1/status`, …).
+    pub admin_token_env: Option<String>,
+    /// The bearer token gateways send to `GET /v1/check`; without it the check
+    /// is open (keep it on loopback).
+    pub check_token_env: Option<String>,
+    /// The header naming the user at `/v1/check`.
+    #[serde(default = "default_user_header")]
+    pub user_header: String,
+    /// The header naming the device at `/v1/check`.
+    #[serde(default = "default_device_header")]
+    pub device_header: String,
+    /// A user or device never seen: `allow` (default) or `block`.
+    #[serde(default)]
+    pub unknown: Unknown,
+    /// The largest request body, in bytes (413 beyond).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+    /// How long a client may take to send a request's headers, and how long
+    /// a kept-alive connection may sit idle (ms).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// On SIGTERM, how long calls in flight may take to finish (ms).
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
+    /// How often pending tasks are retried (ms).
+    #[serde(default = "default_resume_ms")]
+    pub resume_ms: u64,
+    /// Sandbox workers deciding events (default: the number of cores).
+    pub workers: Option<u64>,
+}
+
+/// What the gate answers for a user or device it has never seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    /// No known non-compliance: pass.
+    #[default]
+    Allow,
+    /// Fail closed until the UEM has reported the device.
+    Block,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            intake_token_env: None,
+            admin_token_env: None,
+            check_token_env: None,
+            user_header: default_user_header(),
+            device_header: default_device_header(),
+            unknown: Unknown::default(),
+            max_body_bytes: default_max_body_bytes(),
+            max_connections: default_max_connections(),
+            header_timeout_ms: default_header_timeout_ms(),
+            drain_ms: default_drain_ms(),
+            resume_ms: default_resume_ms(),
+            workers: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_user_header() -> String {
+    "X-SRS-User".into()
+}
+fn default_device_header() -> String {
+    "X-SRS-Device".into()
+}
+fn default_max_body_bytes() -> u64 {
+    8 << 20
+}
+fn default_max_connections() -> u64 {
+    1024
+}
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_drain_ms() -> u64 {
+    10_000
+}
+fn default_resume_ms() -> u64 {
+    30_000
+}
+
+fn check_serve(s: &ServeConfig) -> Result<()> {
+    within(
+        "serve",
+        "max_body_bytes",
+        s.max_body_bytes,
+        bounds::MAX_BODY_BYTES,
+    )?;
+    within(
+        "serve",
+        "max_connections",
+        s.max_connections,
+        bounds::MAX_CONNECTIONS,
+    )?;
+    within(
+        "serve",
+        "header_timeout_ms",
+        s.header_timeout_ms,
+        bounds::TIMEOUT_MS,
+    )?;
+    within("serve", "drain_ms", s.drain_ms, bounds::DEADLINE_MS)?;
+    within("serve", "resume_ms", s.resume_ms, bounds::RESUME_MS)?;
+    if let Some(workers) = s.workers {
+        within("serve", "workers", workers, bounds::WORKERS)?;
+    }
+    for (key, name) in [
+        ("user_header", &s.user_header),
+        ("device_header", &s.device_header),
+    ] {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            bail!("serve.{key}: `{name}` is not a header name");
+        }
+    }
+    Ok(())
+}
+
 /// Bounds on the numbers in `HOST.toml` (documented in `docs/semantics.md`).
 pub mod bounds {
     use std::ops::RangeInclusive;
@@ -93,8 +230,16 @@ pub mod bounds {
     pub const REQUESTS_PER_SECOND: RangeInclusive<f64> = 0.01..=10_000.0;
     /// `initial_backoff_ms` and `max_backoff_ms`: 1 ms to 1 hour.
     pub const BACKOFF_MS: RangeInclusive<u64> = 1..=3_600_000;
-    /// `deadline_ms`: 0 (never wait for a retry) to 7 days.
+    /// `deadline_ms`, `serve.drain_ms`: 0 (never wait) to 7 days.
     pub const DEADLINE_MS: RangeInclusive<u64> = 0..=604_800_000;
+    /// `serve.max_body_bytes`: 1 KiB to 256 MiB.
+    pub const MAX_BODY_BYTES: RangeInclusive<u64> = 1024..=(256 << 20);
+    /// `serve.max_connections`: 1 to 65,536.
+    pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=65_536;
+    /// `serve.resume_ms`: 10 ms to 1 day.
+    pub const RESUME_MS: RangeInclusive<u64> = 10..=86_400_000;
+    /// `serve.workers`: 1 to 256 sandbox instances.
+    pub const WORKERS: RangeInclusive<u64> = 1..=256;
 }
 
 /// How one provider's calls are bounded.
@@ -132,6 +277,8 @@ const LIMIT_KEYS: [&str; 3] = ["timeout_ms", "max_concurrency", "requests_per_se
 struct RawConfig {
     #[serde(default)]
     retry: RetryConfig,
+    #[serde(default)]
+    serve: ServeConfig,
     #[serde(flatten)]
     sections: BTreeMap<String, toml::Table>,
 }
@@ -150,11 +297,12 @@ impl HostConfig {
     pub fn parse(text: &str, dir: PathBuf) -> Result<Self> {
         let raw: RawConfig = toml::from_str(text)?;
         check_retry(&raw.retry)?;
+        check_serve(&raw.serve)?;
         let mut sections = BTreeMap::new();
         for (name, mut table) in raw.sections {
             let provider: Provider = name.parse().map_err(|_| {
                 anyhow::anyhow!(
-                    "unknown section [{name}]; expected [retry] or a provider: {}",
+                    "unknown section [{name}]; expected [retry], [serve] or a provider: {}",
                     Provider::ALL.map(|p| format!("[{p}]")).join(", ")
                 )
             })?;
@@ -170,6 +318,7 @@ impl HostConfig {
         Ok(Self {
             sections,
             retry: raw.retry,
+            serve: raw.serve,
             dir,
         })
     }

@@ -6,18 +6,22 @@
 //! - [`conformance`] — vector files: loading, comparing answers, text and JUnit reports.
 //! - [`journal`] — the durable record of events, tasks and attempts: the trait, then SQLite.
 //! - [`providers`] — Office 365 and Google Workspace: one file each, a registry, the shared HTTP client.
+//! - [`gate`] — the sign-in gate's view: each device's latest decision, each user's devices.
 //! - [`revocation`] — the executor: classify answers, retry, execute tasks, the `srs run` loop.
-//! - [`cli`] — the subcommands (`eval`, `test`, `run`, `status`) and their exit codes.
+//! - [`serve`] — `srs serve`: the HTTP service (intake, gate, admin API, metrics).
+//! - [`cli`] — the subcommands (`eval`, `test`, `run`, `serve`, `status`) and their exit codes.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod gate;
 pub mod journal;
 pub mod providers;
 pub mod revocation;
 pub mod sandbox;
+pub mod serve;
 
 pub use sandbox::{EMBEDDED_MODULE, Limits, Plugin, PluginInstance, SandboxError, Worker};
 

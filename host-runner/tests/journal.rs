@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use host_runner::journal::{
-    Attempt, AttemptResult, Durability, Journal, JournalError, NewEvent, Recorded, SCHEMA_VERSION,
-    SqliteJournal, TaskCounts, TaskRef, TaskState,
+    Attempt, AttemptResult, DeviceFacts, Durability, Journal, JournalError, NewEvent, Recorded,
+    SCHEMA_VERSION, SqliteJournal, TaskCounts, TaskRef, TaskState,
 };
-use policy_core::{Outcome, Provider};
+use policy_core::{Access, Outcome, Provider};
 
 const O365: Provider = Provider::Office365;
 const GOOGLE: Provider = Provider::GoogleWorkspace;
@@ -34,6 +34,7 @@ fn event<'a>(id: &'a str, revocations: &'a [(Provider, &'a str)]) -> NewEvent<'a
         dry_run: false,
         decision: r#"{"outcome":"revoke"}"#,
         revocations,
+        device: None,
     }
 }
 
@@ -43,7 +44,7 @@ fn dry(e: NewEvent<'_>) -> NewEvent<'_> {
 
 fn new_tasks(recorded: Recorded) -> Vec<TaskRef> {
     match recorded {
-        Recorded::New { tasks } => tasks,
+        Recorded::New { tasks, .. } => tasks,
         Recorded::Duplicate => panic!("expected a new event, got a duplicate"),
     }
 }
@@ -74,7 +75,7 @@ fn migrations_create_the_schema_and_set_user_version() {
     let (_dir, path) = temp();
     drop(open(&path));
     assert_eq!(user_version(&path), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 1);
+    assert_eq!(SCHEMA_VERSION, 2);
     let conn = raw(&path);
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -84,7 +85,10 @@ fn migrations_create_the_schema_and_set_user_version() {
         .collect::<Result<_, _>>()
         .unwrap();
     tables.sort();
-    assert_eq!(tables, ["attempts", "events", "task_events", "tasks"]);
+    assert_eq!(
+        tables,
+        ["attempts", "devices", "events", "task_events", "tasks"]
+    );
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -116,6 +120,22 @@ fn reopening_keeps_data_and_does_not_rerun_migrations() {
 }
 
 #[test]
+fn a_version_1_journal_is_migrated_in_place() {
+    let (_dir, path) = temp();
+    let j = open(&path);
+    new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    drop(j);
+    // What `srs run` before the gate left: no devices table, version 1.
+    raw(&path)
+        .execute_batch("DROP TABLE devices; PRAGMA user_version = 1;")
+        .unwrap();
+    let j = open(&path);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    assert_eq!(j.pending_tasks().unwrap().len(), 2);
+    assert!(j.devices().unwrap().is_empty());
+}
+
+#[test]
 fn a_newer_schema_is_refused() {
     let (_dir, path) = temp();
     drop(open(&path));
@@ -131,7 +151,7 @@ fn a_newer_schema_is_refused() {
     let message = err.to_string();
     assert!(message.starts_with("the journal "), "{message}");
     assert!(
-        message.ends_with("was written by a newer srs (schema version 2, this srs knows up to 1)"),
+        message.ends_with("was written by a newer srs (schema version 3, this srs knows up to 2)"),
         "{message}"
     );
     // Refusing left the file alone.
@@ -567,4 +587,56 @@ fn long_messages_are_clipped_and_in_memory_works() {
     assert!(message.len() <= host_runner::journal::MAX_MESSAGE_BYTES);
     assert!(message.len() >= host_runner::journal::MAX_MESSAGE_BYTES - 1);
     assert!(long.starts_with(message));
+}
+
+fn on_device<'a>(e: NewEvent<'a>, device: &'a str, time_ms: i64, access: Access) -> NewEvent<'a> {
+    NewEvent {
+        device: Some(DeviceFacts {
+            device_id: device,
+            upn: Some("alice@example.com"),
+            email: None,
+            time_ms,
+            access,
+        }),
+        ..e
+    }
+}
+
+#[test]
+fn a_device_keeps_its_latest_decision_by_event_time_across_reopening() {
+    let (_dir, path) = temp();
+    {
+        let j = open(&path);
+        j.record_event(&on_device(event("e1", ALICE), "d1", 200, Access::Block))
+            .unwrap();
+        // Arrives later, happened earlier: does not overturn e1.
+        let late = NewEvent {
+            outcome: Outcome::NoAction,
+            ..on_device(event("e0", &[]), "d1", 100, Access::Allow)
+        };
+        j.record_event(&late).unwrap();
+        // A dry run never moves the gate.
+        j.record_event(&dry(on_device(event("e3", &[]), "d1", 900, Access::Allow)))
+            .unwrap();
+        j.record_event(&on_device(event("e4", &[]), "d2", 50, Access::Allow))
+            .unwrap();
+    }
+    let devices = open(&path).devices().unwrap();
+    assert_eq!(devices.len(), 2);
+    assert_eq!(devices[0].device_id, "d1");
+    assert_eq!(devices[0].event_id, "e1");
+    assert_eq!(devices[0].access, Access::Block);
+    assert_eq!(devices[0].outcome, Outcome::Revoke);
+    assert_eq!(devices[0].upn.as_deref(), Some("alice@example.com"));
+    assert_eq!(devices[1].event_id, "e4");
+    // Same time, later arrival: the later one wins.
+    let j = open(&path);
+    let same_time = NewEvent {
+        outcome: Outcome::NoAction,
+        ..on_device(event("e5", &[]), "d1", 200, Access::Allow)
+    };
+    j.record_event(&same_time).unwrap();
+    let devices = j.devices().unwrap();
+    assert_eq!(devices[0].event_id, "e5");
+    assert_eq!(devices[0].access, Access::Allow);
 }

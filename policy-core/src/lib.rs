@@ -46,3 +46,4 @@ pub use model::{
     Mode, Policy, Provider, Tier, Uem, UnknownAction, User, Violation,
 };
 pub use names::UnknownName;
+pub use time::unix_ms;

@@ -58,9 +58,83 @@ pub fn is_rfc3339(s: &str) -> bool {
     }
 }
 
+/// The instant an RFC 3339 `date-time` names, in milliseconds since the Unix
+/// epoch (digits past the millisecond dropped, a leap second read as the
+/// second before it); `None` when `s` is not RFC 3339.
+pub fn unix_ms(s: &str) -> Option<i64> {
+    if !is_rfc3339(s) {
+        return None;
+    }
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> i64 {
+        b.iter()
+            .skip(from)
+            .take(len)
+            .fold(0, |n, &d| n * 10 + i64::from(d - b'0'))
+    };
+    let (year, month, day) = (num(0, 4), num(5, 2), num(8, 2));
+    let seconds = num(11, 2) * 3600 + num(14, 2) * 60 + num(17, 2).min(59);
+    let mut i = 19;
+    let mut millis = 0;
+    if b.get(i) == Some(&b'.') {
+        let digits = b
+            .iter()
+            .skip(i + 1)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        for k in 0..3 {
+            millis = millis * 10 + if k < digits { num(i + 1 + k, 1) } else { 0 };
+        }
+        i += 1 + digits;
+    }
+    let offset = match b.get(i) {
+        Some(b'+') => num(i + 1, 2) * 3600 + num(i + 4, 2) * 60,
+        Some(b'-') => -(num(i + 1, 2) * 3600 + num(i + 4, 2) * 60),
+        _ => 0,
+    };
+    let days = days_from_civil(year, month, day);
+    Some(((days * 86_400 + seconds - offset) * 1000) + millis)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_rfc3339;
+    use super::{is_rfc3339, unix_ms};
+
+    #[test]
+    fn unix_ms_reads_the_instant() {
+        assert_eq!(unix_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_ms("2026-11-27T10:15:00Z"), Some(1_795_774_500_000));
+        assert_eq!(
+            unix_ms("2026-11-27T10:15:00.1239Z"),
+            Some(1_795_774_500_123)
+        );
+        assert_eq!(
+            unix_ms("2026-11-27T12:15:00+02:00"),
+            Some(1_795_774_500_000)
+        );
+        assert_eq!(
+            unix_ms("2026-11-27T09:15:00-01:00"),
+            Some(1_795_774_500_000)
+        );
+        assert_eq!(unix_ms("1969-12-31T23:59:59Z"), Some(-1000));
+        assert_eq!(unix_ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
+        assert_eq!(
+            unix_ms("2026-12-31T23:59:60Z"),
+            unix_ms("2026-12-31T23:59:59Z")
+        );
+        assert_eq!(unix_ms("2026-11-27"), None);
+    }
 
     #[test]
     fn accepts_rfc3339() {

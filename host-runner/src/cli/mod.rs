@@ -2,6 +2,7 @@
 
 mod eval;
 mod run;
+mod serve;
 mod status;
 mod test;
 
@@ -103,6 +104,33 @@ enum Command {
         #[command(flatten)]
         sandbox: SandboxArgs,
     },
+    /// Run as a service: UEMs push events, gateways ask the sign-in gate.
+    ///
+    /// Example: srs serve --policy examples/policy.json --config examples/host.toml
+    ///
+    /// Endpoints (SPEC §10): POST /v1/events, GET /v1/check, GET
+    /// /v1/devices/{id}, GET /v1/users/{subject}, PUT /v1/policy, GET
+    /// /v1/status, GET /metrics, GET /healthz, GET /readyz. Each pushed event
+    /// is decided and journaled before its 202; revocations are executed as
+    /// for `srs run`. Prints `srs serve: listening on http://ADDR` once ready.
+    /// SIGTERM or SIGINT stops accepting, answers what was accepted, lets
+    /// calls in flight finish within `[serve] drain_ms`, and exits 0.
+    Serve {
+        /// The tenant policy (JSON, SPEC §2); `PUT /v1/policy` switches it.
+        #[arg(long, value_name = "POLICY.json")]
+        policy: PathBuf,
+        /// Provider endpoints, credentials and `[serve]` (TOML, SPEC §8, §10).
+        #[arg(long, value_name = "HOST.toml")]
+        config: PathBuf,
+        /// The journal (SQLite); created if missing.
+        #[arg(long, value_name = "STATE.db", default_value = "srs-state.db")]
+        state: PathBuf,
+        /// Where to listen, over `[serve] listen` (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
     /// Show the journal: events, revocations by state, failed and pending ones.
     ///
     /// Example: srs status --state srs-state.db
@@ -200,6 +228,13 @@ pub fn main() -> ExitCode {
             events.as_deref(),
             &sandbox,
         ),
+        Command::Serve {
+            policy,
+            config,
+            state,
+            listen,
+            sandbox,
+        } => serve::serve(&policy, &config, &state, listen, &sandbox),
         Command::Status { state } => status::status(&state),
     };
     match result {

@@ -21,7 +21,7 @@
 
 mod sqlite;
 
-use policy_core::{Outcome, Provider};
+use policy_core::{Access, Outcome, Provider};
 
 pub use sqlite::{SCHEMA_VERSION, SqliteJournal};
 
@@ -187,6 +187,51 @@ pub struct NewEvent<'a> {
     pub decision: &'a str,
     /// (provider, subject) pairs; tasks are created only when `enforced && !dry_run`.
     pub revocations: &'a [(Provider, &'a str)],
+    /// The device and user the event is about, for the sign-in gate; `None`
+    /// leaves the gate's view unchanged.
+    pub device: Option<DeviceFacts<'a>>,
+}
+
+/// What the sign-in gate keeps of an event (SPEC §10): whose device, when,
+/// and the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFacts<'a> {
+    /// `event.device.id`.
+    pub device_id: &'a str,
+    /// `event.user.upn`, lowercased.
+    pub upn: Option<&'a str>,
+    /// `event.user.email`, lowercased.
+    pub email: Option<&'a str>,
+    /// `event.time` (unix ms), or when the event arrived if it has none.
+    pub time_ms: i64,
+    /// The decision's `access`.
+    pub access: Access,
+}
+
+/// A device's latest decision by event time (arrival order breaking ties):
+/// what the gate answers for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// `event.device.id`.
+    pub device_id: String,
+    /// The user's upn, lowercased.
+    pub upn: Option<String>,
+    /// The user's email, lowercased.
+    pub email: Option<String>,
+    /// The event's time (unix ms).
+    pub time_ms: i64,
+    /// Arrival order in the journal: breaks ties between equal times.
+    pub seq: i64,
+    /// The event that decided.
+    pub event_id: String,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// False under a `report_only` policy.
+    pub enforced: bool,
+    /// The decision's `access`.
+    pub access: Access,
+    /// The module's decision JSON.
+    pub decision: String,
 }
 
 /// What journaling an event did.
@@ -195,8 +240,8 @@ pub enum Recorded {
     /// The id was journaled before (or, for a dry run, by any run): nothing to do.
     Duplicate,
     /// The event is new; these tasks now carry its revocations (a task that
-    /// was already pending keeps its id).
-    New { tasks: Vec<TaskRef> },
+    /// was already pending keeps its id). `seq` is its arrival order.
+    New { seq: i64, tasks: Vec<TaskRef> },
 }
 
 /// A task an event's revocation was attached to.
@@ -296,7 +341,7 @@ pub struct Status {
 /// The journal as the rest of srs sees it. Implementations commit each batch
 /// call atomically (all of it or nothing) and may be called from several
 /// threads at once.
-pub trait Journal: Send + Sync {
+pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Journals events in order, with their tasks, in one commit. Returns one
     /// [`Recorded`] per event.
     fn record_events(&self, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError>;
@@ -314,6 +359,12 @@ pub trait Journal: Send + Sync {
 
     /// Counts and the failed tasks, for `srs status`.
     fn status(&self) -> Result<Status, JournalError>;
+
+    /// Task counts by state (cheaper than [`Journal::status`]).
+    fn task_counts(&self) -> Result<TaskCounts, JournalError>;
+
+    /// Each device's latest decision (dry runs left out): the gate's verdicts.
+    fn devices(&self) -> Result<Vec<DeviceRecord>, JournalError>;
 
     /// Journals one event; see [`Journal::record_events`].
     fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {

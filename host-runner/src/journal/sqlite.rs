@@ -4,17 +4,18 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use policy_core::Provider;
+use policy_core::{Access, Provider};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{
-    Attempt, Durability, FailedTask, Journal, JournalError, MAX_MESSAGE_BYTES, NewEvent, Recorded,
-    Status, Task, TaskId, TaskRef, TaskState,
+    Attempt, DeviceRecord, Durability, FailedTask, Journal, JournalError, MAX_MESSAGE_BYTES,
+    NewEvent, Recorded, Status, Task, TaskCounts, TaskId, TaskRef, TaskState,
 };
 
 /// The schema migrations, applied in order; migration `n` (1-based) brings the
 /// database to `PRAGMA user_version = n`. Append only: never edit a shipped step.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE events (
     id          TEXT PRIMARY KEY NOT NULL,
     received_ms INTEGER NOT NULL,
@@ -53,7 +54,21 @@ CREATE TABLE attempts (
     result        TEXT NOT NULL CHECK (result IN ('done', 'retry', 'failed'))
 );
 CREATE INDEX attempts_by_task ON attempts (task_id);
-"];
+",
+    "
+CREATE TABLE devices (
+    device_id  TEXT PRIMARY KEY NOT NULL,
+    event_id   TEXT NOT NULL REFERENCES events (id),
+    seq        INTEGER NOT NULL,
+    time_ms    INTEGER NOT NULL,
+    user_upn   TEXT,
+    user_email TEXT,
+    access     TEXT NOT NULL CHECK (access IN ('allow', 'block'))
+);
+CREATE INDEX devices_by_upn ON devices (user_upn);
+CREATE INDEX devices_by_email ON devices (user_email);
+",
+];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -210,21 +225,82 @@ impl Journal for SqliteJournal {
                 }
             }
         }
-        {
-            let mut stmt = tx.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let count = count(row.get(1)?)?;
-                match row.get::<_, String>(0)?.parse()? {
-                    TaskState::Pending => status.tasks.pending = count,
-                    TaskState::Done => status.tasks.done = count,
-                    TaskState::Failed => status.tasks.failed = count,
-                }
-            }
-        }
+        status.tasks = read_counts(&tx)?;
         tx.commit()?;
         Ok(status)
     }
+
+    fn task_counts(&self) -> Result<TaskCounts, JournalError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let counts = read_counts(&tx)?;
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceRecord>, JournalError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let devices = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT d.device_id, d.user_upn, d.user_email, d.time_ms, d.seq, d.event_id,
+                        e.outcome, e.enforced, d.access, e.decision
+                 FROM devices d JOIN events e ON e.id = d.event_id ORDER BY d.device_id",
+            )?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        DeviceRecord {
+                            device_id: row.get(0)?,
+                            upn: row.get(1)?,
+                            email: row.get(2)?,
+                            time_ms: row.get(3)?,
+                            seq: row.get(4)?,
+                            event_id: row.get(5)?,
+                            outcome: policy_core::Outcome::NoAction,
+                            enforced: row.get(7)?,
+                            access: Access::Allow,
+                            decision: row.get(9)?,
+                        },
+                        row.get::<_, String>(6)?,
+                        row.get::<_, String>(8)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(device, outcome, access)| {
+                    Ok(DeviceRecord {
+                        outcome: stored("outcome", outcome)?,
+                        access: stored("access", access)?,
+                        ..device
+                    })
+                })
+                .collect::<Result<Vec<_>, JournalError>>()?
+        };
+        tx.commit()?;
+        Ok(devices)
+    }
+}
+
+fn read_counts(tx: &Transaction<'_>) -> Result<TaskCounts, JournalError> {
+    let mut counts = TaskCounts::default();
+    let mut stmt = tx.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let count = count(row.get(1)?)?;
+        match row.get::<_, String>(0)?.parse()? {
+            TaskState::Pending => counts.pending = count,
+            TaskState::Done => counts.done = count,
+            TaskState::Failed => counts.failed = count,
+        }
+    }
+    Ok(counts)
+}
+
+/// A wire name as stored (an outcome, an access), parsed back.
+fn stored<T: std::str::FromStr>(what: &'static str, name: String) -> Result<T, JournalError> {
+    name.parse()
+        .map_err(|_| JournalError::Corrupt { what, value: name })
 }
 
 /// A `count(*)`, which SQLite returns as a signed integer.
@@ -238,7 +314,7 @@ fn count(n: i64) -> Result<u64, JournalError> {
 fn insert_event(tx: &Transaction<'_>, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {
     // A new id is inserted; a dry-run row is replaced by a real run; any other
     // existing row is left alone, which makes the event a duplicate.
-    let changed = tx
+    let seq: Option<i64> = tx
         .prepare_cached(
             "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -246,22 +322,52 @@ fn insert_event(tx: &Transaction<'_>, event: &NewEvent<'_>) -> Result<Recorded, 
                  received_ms = excluded.received_ms, outcome = excluded.outcome,
                  enforced = excluded.enforced, dry_run = excluded.dry_run,
                  decision = excluded.decision
-             WHERE events.dry_run = 1 AND excluded.dry_run = 0",
+             WHERE events.dry_run = 1 AND excluded.dry_run = 0
+             RETURNING rowid",
+        )?
+        .query_row(
+            params![
+                event.id,
+                event.received_ms,
+                event.outcome.as_str(),
+                event.enforced,
+                event.dry_run,
+                event.decision
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(seq) = seq else {
+        return Ok(Recorded::Duplicate);
+    };
+    let mut tasks: Vec<TaskRef> = Vec::new();
+    if event.dry_run {
+        return Ok(Recorded::New { seq, tasks });
+    }
+    if let Some(device) = &event.device {
+        // The device's verdict moves only to a newer event: a late arrival
+        // with an older time never overturns it.
+        tx.prepare_cached(
+            "INSERT INTO devices (device_id, event_id, seq, time_ms, user_upn, user_email, access)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (device_id) DO UPDATE SET
+                 event_id = excluded.event_id, seq = excluded.seq, time_ms = excluded.time_ms,
+                 user_upn = excluded.user_upn, user_email = excluded.user_email,
+                 access = excluded.access
+             WHERE (excluded.time_ms, excluded.seq) > (devices.time_ms, devices.seq)",
         )?
         .execute(params![
+            device.device_id,
             event.id,
-            event.received_ms,
-            event.outcome.as_str(),
-            event.enforced,
-            event.dry_run,
-            event.decision
+            seq,
+            device.time_ms,
+            device.upn,
+            device.email,
+            device.access.as_str()
         ])?;
-    if changed == 0 {
-        return Ok(Recorded::Duplicate);
     }
-    let mut tasks: Vec<TaskRef> = Vec::new();
-    if !event.enforced || event.dry_run {
-        return Ok(Recorded::New { tasks });
+    if !event.enforced {
+        return Ok(Recorded::New { seq, tasks });
     }
     for &(provider, subject) in event.revocations {
         if tasks
@@ -296,7 +402,7 @@ fn insert_event(tx: &Transaction<'_>, event: &NewEvent<'_>) -> Result<Recorded, 
             subject: subject.to_owned(),
         });
     }
-    Ok(Recorded::New { tasks })
+    Ok(Recorded::New { seq, tasks })
 }
 
 fn insert_attempt(
@@ -423,7 +529,7 @@ fn stored_provider(name: String) -> Result<Provider, JournalError> {
 
 #[cfg(test)]
 mod tests {
-    use policy_core::Outcome;
+    use policy_core::{Access, Outcome};
 
     use super::*;
     use crate::journal::AttemptResult;
@@ -450,6 +556,7 @@ mod tests {
     #[test]
     fn the_schema_checks_the_same_names_the_code_writes() {
         assert_eq!(check_list("outcome"), names(&Outcome::ALL, Outcome::as_str));
+        assert_eq!(check_list("access"), names(&Access::ALL, Access::as_str));
         assert_eq!(
             check_list("state"),
             names(&TaskState::ALL, TaskState::as_str)

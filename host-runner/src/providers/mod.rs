@@ -164,6 +164,13 @@ impl Clients {
         Ok(Self { clients })
     }
 
+    /// Adds the clients of `other` this one lacks.
+    pub fn merge(&mut self, other: Clients) {
+        for (provider, client) in other.clients {
+            self.clients.entry(provider).or_insert(client);
+        }
+    }
+
     /// The client for `provider`, if it was built.
     pub fn get(&self, provider: Provider) -> Option<&Arc<Client>> {
         self.clients.get(&provider)

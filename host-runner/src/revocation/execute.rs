@@ -40,12 +40,14 @@ impl std::fmt::Display for TaskEnd {
 /// Executes one task until it settles: retries throttling and outages with
 /// `Retry-After` or backoff, fetches one new token after a 401, and leaves the
 /// task pending at once when the next try would start past the deadline.
+/// `observe` is told how long each provider call took.
 pub async fn execute(
     client: &Client,
     attempts: &AttemptWriter,
     task: TaskId,
     subject: &str,
     retry: RetryConfig,
+    observe: impl Fn(Duration) + Send + Sync,
 ) -> Result<TaskEnd> {
     let start = Instant::now();
     let budget = Duration::from_millis(retry.deadline_ms);
@@ -59,7 +61,9 @@ pub async fn execute(
             .permit()
             .await
             .ok_or_else(|| anyhow!("the client of task {task} is shutting down"))?;
+        let called = Instant::now();
         let (exchange, token) = client.revoke(subject, refused.take().as_ref()).await;
+        observe(called.elapsed());
         let report = retry::classify(exchange, SystemTime::now());
         let why = report.describe();
         let (result, end, wait) = match report.verdict {

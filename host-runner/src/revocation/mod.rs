@@ -4,12 +4,17 @@
 //!
 //! - `retry`: what a provider's answer means and how long to wait (pure).
 //! - `execute`: one task until it settles, each attempt journaled (group commit).
+//! - `executor`: starts tasks (one execution per task at a time), reports ends.
+//! - `intake`: decide events in the sandbox and journal them (both front doors).
 //! - `runner`: `srs run`'s loop: read lines, decide in the sandbox, journal,
 //!   execute, print a row per event in input order.
 
 mod execute;
+mod executor;
+pub mod intake;
 pub mod retry;
 mod runner;
 
 pub use execute::{AttemptWriter, TaskEnd, execute, unix_ms};
+pub use executor::{Ended, Executor, ProviderObserver};
 pub use runner::{RunOptions, Summary, run};

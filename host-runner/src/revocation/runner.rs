@@ -13,14 +13,16 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
-use policy_core::{Answer, Decision, Outcome, Provider};
+use policy_core::{Decision, Outcome, Provider};
 use tokio::sync::mpsc;
 
-use super::execute::{AttemptWriter, TaskEnd, execute, unix_ms};
+use super::execute::{TaskEnd, unix_ms};
+use super::executor::{Ended, Executor};
+use super::intake;
 use crate::config::RetryConfig;
-use crate::journal::{Journal, NewEvent, Recorded, Task, TaskId, TaskState};
+use crate::journal::{Journal, Recorded, Task, TaskId, TaskState};
 use crate::providers::Clients;
 use crate::sandbox::Worker;
 
@@ -83,21 +85,6 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// A decided event as the journal keeps it, owned so it can move to the
-/// journal's thread.
-struct JournalEvent {
-    id: String,
-    outcome: Outcome,
-    enforced: bool,
-    /// The module's answer, as it gave it.
-    decision: String,
-    revocations: Vec<(Provider, String)>,
-}
-
-/// A task's end as it reaches the run: `Err` only when its attempts could not
-/// be journaled.
-type Ended = (TaskId, Result<TaskEnd>);
-
 /// A task being executed, and the revocation it serves.
 struct TaskInfo {
     provider: Provider,
@@ -115,8 +102,7 @@ struct Row {
 struct Run<'w, 'p> {
     worker: &'w mut Worker<'p>,
     journal: Arc<dyn Journal>,
-    attempts: AttemptWriter,
-    clients: Clients,
+    executor: Executor,
     options: RunOptions,
     summary: Summary,
     rows: VecDeque<Row>,
@@ -156,9 +142,8 @@ pub fn run(
     progress.enable_steady_tick(Duration::from_millis(200));
     let mut state = Run {
         worker,
-        attempts: AttemptWriter::start(journal.clone()),
+        executor: Executor::new(journal.clone(), clients, options.retry),
         journal,
-        clients,
         options,
         summary: Summary::default(),
         rows: VecDeque::new(),
@@ -233,10 +218,8 @@ impl Run<'_, '_> {
 
     /// Decides a batch of lines, journals them in one commit, starts their tasks.
     async fn decide(&mut self, batch: Vec<Line>) -> Result<()> {
-        // (line, decision) stay here for the output; what the journal keeps
-        // moves to its thread.
+        let mut lines = Vec::with_capacity(batch.len());
         let mut decided = Vec::with_capacity(batch.len());
-        let mut to_journal = Vec::with_capacity(batch.len());
         for (line, bytes) in batch {
             let bytes = match bytes {
                 Ok(bytes) => bytes,
@@ -250,11 +233,8 @@ impl Run<'_, '_> {
                     continue;
                 }
             };
-            let raw = self.worker.evaluate_event(&bytes)?;
-            let answer: Answer =
-                serde_json::from_str(&raw).context("the module's answer is not a SPEC answer")?;
-            match answer {
-                Answer::Failure { errors } => {
+            match intake::decide(self.worker, &bytes).with_context(|| format!("line {line}"))? {
+                Err(errors) => {
                     self.summary.bad_lines += 1;
                     let errors: Vec<String> = errors
                         .iter()
@@ -266,65 +246,24 @@ impl Run<'_, '_> {
                         tail: String::new(),
                     });
                 }
-                Answer::Success { decision: None, .. } => {
-                    bail!("the module answered line {line} without a decision")
-                }
-                Answer::Success {
-                    decision: Some(decision),
-                    ..
-                } => {
-                    to_journal.push(JournalEvent {
-                        id: decision.event_id.clone(),
-                        outcome: decision.outcome,
-                        enforced: decision.enforced,
-                        decision: raw,
-                        revocations: decision
-                            .revocations
-                            .iter()
-                            .map(|r| (r.provider, r.subject.clone()))
-                            .collect(),
-                    });
-                    decided.push((line, decision));
+                Ok(event) => {
+                    lines.push(line);
+                    decided.push(event);
                 }
             }
         }
         let received_ms = unix_ms(SystemTime::now());
         let dry_run = self.options.dry_run;
         let journal = self.journal.clone();
-        let records = blocking(move || {
-            let pairs: Vec<Vec<(Provider, &str)>> = to_journal
-                .iter()
-                .map(|r| {
-                    r.revocations
-                        .iter()
-                        .map(|(p, s)| (*p, s.as_str()))
-                        .collect()
-                })
-                .collect();
-            let events: Vec<NewEvent<'_>> = to_journal
-                .iter()
-                .zip(&pairs)
-                .map(|(r, pairs)| NewEvent {
-                    id: &r.id,
-                    received_ms,
-                    outcome: r.outcome,
-                    enforced: r.enforced,
-                    dry_run,
-                    decision: &r.decision,
-                    revocations: pairs,
-                })
-                .collect();
-            journal.record_events(&events).map_err(Into::into)
+        let (decided, records) = blocking(move || {
+            let records = intake::record(journal.as_ref(), &decided, received_ms, dry_run)?;
+            Ok((decided, records))
         })
         .await?;
-        if records.len() != decided.len() {
-            bail!(
-                "the journal recorded {} of {} events",
-                records.len(),
-                decided.len()
-            );
-        }
-        for ((line, decision), recorded) in decided.into_iter().zip(records) {
+        let decided = lines
+            .into_iter()
+            .zip(decided.into_iter().map(|d| d.decision));
+        for ((line, decision), recorded) in decided.zip(records) {
             self.account(line, &decision, recorded)?;
         }
         Ok(())
@@ -345,7 +284,7 @@ impl Run<'_, '_> {
                 });
                 return Ok(());
             }
-            Recorded::New { tasks } => tasks,
+            Recorded::New { tasks, .. } => tasks,
         };
         self.summary.events += 1;
         match decision.outcome {
@@ -397,17 +336,8 @@ impl Run<'_, '_> {
 
     /// Spawns the execution of one task.
     fn start(&mut self, id: TaskId, provider: Provider, subject: String) -> Result<()> {
-        let client = self.clients.get(provider).cloned().ok_or_else(|| {
-            anyhow!(
-                "a `{provider}` revocation is due but the host config has no [{provider}] section"
-            )
-        })?;
-        let attempts = self.attempts.clone();
-        let retry = self.options.retry;
-        let task_subject = subject.clone();
-        spawn_reported(id, self.done_tx.clone(), async move {
-            execute(&client, &attempts, id, &task_subject, retry).await
-        });
+        self.executor
+            .start(id, provider, subject.clone(), self.done_tx.clone())?;
         self.running.insert(id, TaskInfo { provider, subject });
         Ok(())
     }
@@ -526,50 +456,9 @@ fn targets(decision: &Decision) -> String {
         .join(", ")
 }
 
-/// Spawns a task's execution and sends its end to the run exactly once: what
-/// `work` returned, or, if it panicked or its future was dropped first,
-/// `pending` with why. So the run always hears from every task it started.
-fn spawn_reported(
-    task: TaskId,
-    done: mpsc::UnboundedSender<Ended>,
-    work: impl Future<Output = Result<TaskEnd>> + Send + 'static,
-) {
-    let reporter = Reporter {
-        task,
-        done: Some(done),
-    };
-    tokio::spawn(async move {
-        let end = work.await;
-        reporter.send(end);
-    });
-}
-
-/// Reports a task's end; dropped unsent (a panic unwinding, a dropped
-/// future), it reports the task `pending`.
-struct Reporter {
-    task: TaskId,
-    done: Option<mpsc::UnboundedSender<Ended>>,
-}
-
-impl Reporter {
-    fn send(mut self, end: Result<TaskEnd>) {
-        if let Some(done) = self.done.take() {
-            let _ = done.send((self.task, end));
-        }
-    }
-}
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
-            let why = "internal error: the task stopped before it settled; the next run retries it";
-            let _ = done.send((self.task, Ok(TaskEnd::pending(why))));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::executor::spawn_reported;
     use super::*;
 
     fn runtime() -> tokio::runtime::Runtime {

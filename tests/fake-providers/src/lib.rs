@@ -13,6 +13,9 @@
 //! the providers document them, injects scripted [`Fault`]s, can stall revocations for crash
 //! tests, and counts what happened.
 //!
+//! [`gateways`] runs real nginx and Caddy with the shipped configs in `examples/gateways/`
+//! in front of a (fake) sign-in gate and an upstream app.
+//!
 //! ```no_run
 //! use fake_providers::{Fault, FakeOffice365, Office365Options, RetryAfter};
 //! # fn main() -> anyhow::Result<()> {
@@ -24,6 +27,7 @@
 //! # }
 //! ```
 
+pub mod gateways;
 mod google;
 mod office365;
 mod server;
