@@ -117,6 +117,9 @@ pub struct ServeConfig {
     /// a kept-alive connection may sit idle (ms).
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body (ms); 408 beyond.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
     /// On SIGTERM, how long calls in flight may take to finish (ms).
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,
@@ -151,6 +154,7 @@ impl Default for ServeConfig {
             max_body_bytes: default_max_body_bytes(),
             max_connections: default_max_connections(),
             header_timeout_ms: default_header_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
             drain_ms: default_drain_ms(),
             resume_ms: default_resume_ms(),
             workers: None,
@@ -176,6 +180,9 @@ fn default_max_connections() -> u64 {
 fn default_header_timeout_ms() -> u64 {
     10_000
 }
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
 fn default_drain_ms() -> u64 {
     10_000
 }
@@ -200,6 +207,12 @@ fn check_serve(s: &ServeConfig) -> Result<()> {
         "serve",
         "header_timeout_ms",
         s.header_timeout_ms,
+        bounds::TIMEOUT_MS,
+    )?;
+    within(
+        "serve",
+        "body_timeout_ms",
+        s.body_timeout_ms,
         bounds::TIMEOUT_MS,
     )?;
     within("serve", "drain_ms", s.drain_ms, bounds::DEADLINE_MS)?;

@@ -424,3 +424,35 @@ fn sigkill_mid_burst_loses_nothing_acknowledged() {
     eprintln!("{pushed} batches acknowledged before the kill; {extra} calls repeated");
     assert!(extra <= 8, "{extra} repeated calls after one kill");
 }
+
+/// Clients that open connections and never finish a request (idle, half a
+/// header, half a body) hold a connection only until their timeout: with
+/// every connection slot taken, a real request is still answered.
+#[test]
+fn slow_clients_cannot_exhaust_the_service() {
+    use std::io::Write;
+    let world = World::new("max_connections = 4\nheader_timeout_ms = 300\nbody_timeout_ms = 300\n");
+    let serve = world.serve();
+    let mut hostile = Vec::new();
+    for i in 0..12 {
+        let mut stream = std::net::TcpStream::connect(serve.addr).unwrap();
+        let partial = match i % 3 {
+            0 => String::new(),
+            1 => "GET /v1/check HTTP/1.1\r\nX-SRS-Us".to_owned(),
+            _ => format!(
+                "POST /v1/events HTTP/1.1\r\nAuthorization: Bearer {INTAKE}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"id\""
+            ),
+        };
+        stream.write_all(partial.as_bytes()).unwrap();
+        hostile.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let r = serve.check("gina@example.com", None);
+    assert_eq!(r.status, 204);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The slow body was answered 408.
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut hostile[2], &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

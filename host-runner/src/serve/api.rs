@@ -51,6 +51,8 @@ pub struct Service {
     pub user_header_label: String,
     pub device_header: HeaderName,
     pub max_body: usize,
+    /// How long a client may take to send a body.
+    pub body_timeout: std::time::Duration,
 }
 
 type Shared = State<Arc<Service>>;
@@ -112,10 +114,20 @@ fn authorized(headers: &HeaderMap, token: Option<&Secret>) -> bool {
     given.len() == expected.len() && bool::from(given.ct_eq(expected))
 }
 
-/// Reads a body up to the limit: `Err` is the answer (413, or 400 if the
-/// connection broke).
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    match Limited::new(body, limit).collect().await {
+/// Reads a body up to the limit and within the time: `Err` is the answer
+/// (413, 408, or 400 if the connection broke).
+async fn read_body(service: &Service, body: Body) -> Result<Bytes, Response> {
+    let limit = service.max_body;
+    let read = tokio::time::timeout(service.body_timeout, Limited::new(body, limit).collect());
+    let Ok(read) = read.await else {
+        return Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "",
+            "the request body was not sent in time",
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -159,7 +171,7 @@ async fn post_events(State(service): Shared, headers: HeaderMap, body: Body) -> 
             );
         }
     };
-    let body = match read_body(body, service.max_body).await {
+    let body = match read_body(&service, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -460,7 +472,7 @@ async fn put_policy(State(service): Shared, headers: HeaderMap, body: Body) -> R
     if !authorized(&headers, service.tokens.admin.as_ref()) {
         return unauthorized("the admin API");
     }
-    let body = match read_body(body, service.max_body).await {
+    let body = match read_body(&service, body).await {
         Ok(body) => body.to_vec(),
         Err(response) => return response,
     };

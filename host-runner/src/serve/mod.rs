@@ -140,6 +140,7 @@ async fn run(options: ServeOptions) -> Result<()> {
         user_header_label: serve.user_header.clone(),
         device_header: HeaderName::from_bytes(serve.device_header.as_bytes())?,
         max_body: usize::try_from(serve.max_body_bytes)?,
+        body_timeout: Duration::from_millis(serve.body_timeout_ms),
     });
     // Task ends: metrics.
     {
