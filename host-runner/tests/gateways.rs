@@ -5,7 +5,7 @@
 //! switch needs no gateway restart, a dead `srs serve` is a 503 (never a
 //! pass), and a restart keeps blocked users blocked.
 
-#![expect(clippy::unwrap_used, reason = "tests")]
+#![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 mod support;
 

@@ -1,7 +1,13 @@
 //! What the `srs serve` tests share: fake providers and a config in a temp
 //! dir, the real `srs serve` as a child process, a small HTTP/1.1 client.
 
-#![allow(dead_code, reason = "each test file uses part of it")]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test support; each test file uses part of it"
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
