@@ -13,14 +13,21 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "service")]
 pub mod cli;
+#[cfg(feature = "service")]
 pub mod config;
 pub mod conformance;
+#[cfg(feature = "service")]
 pub mod gate;
+#[cfg(feature = "service")]
 pub mod journal;
+#[cfg(feature = "service")]
 pub mod providers;
+#[cfg(feature = "service")]
 pub mod revocation;
 pub mod sandbox;
+#[cfg(feature = "service")]
 pub mod serve;
 
 pub use sandbox::{EMBEDDED_MODULE, Limits, Plugin, PluginInstance, SandboxError, Worker};
