@@ -8,8 +8,9 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -57,17 +58,32 @@ pub struct Service {
 
 type Shared = State<Arc<Service>>;
 
+impl Service {
+    /// The gate, for reading.
+    fn gate(&self) -> std::sync::RwLockReadGuard<'_, Gate> {
+        self.gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
+    let intake = Router::new()
         .route("/v1/events", post(post_events))
-        // Any method and any path below: Envoy's ext_authz (HTTP) keeps the
-        // client's method and appends its path.
-        .route("/v1/check", any(check))
-        .route("/v1/check/{*rest}", any(check))
+        .route_layer(from_fn_with_state(service.clone(), intake_token));
+    let admin = Router::new()
         .route("/v1/devices/{id}", get(device))
         .route("/v1/users/{subject}", get(user))
         .route("/v1/policy", put(put_policy))
         .route("/v1/status", get(status))
+        .route_layer(from_fn_with_state(service.clone(), admin_token));
+    Router::new()
+        .merge(intake)
+        .merge(admin)
+        // Any method and any path below: Envoy's ext_authz (HTTP) keeps the
+        // client's method and appends its path.
+        .route("/v1/check", any(check))
+        .route("/v1/check/{*rest}", any(check))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { StatusCode::NO_CONTENT }))
         .route("/readyz", get(ready))
@@ -114,6 +130,24 @@ fn authorized(headers: &HeaderMap, token: Option<&Secret>) -> bool {
     given.len() == expected.len() && bool::from(given.ct_eq(expected))
 }
 
+/// Lets through requests with the intake token.
+async fn intake_token(State(service): Shared, request: Request, next: Next) -> Response {
+    if authorized(request.headers(), service.tokens.intake.as_ref()) {
+        next.run(request).await
+    } else {
+        unauthorized("POST /v1/events (the intake token)")
+    }
+}
+
+/// Lets through requests with the admin token.
+async fn admin_token(State(service): Shared, request: Request, next: Next) -> Response {
+    if authorized(request.headers(), service.tokens.admin.as_ref()) {
+        next.run(request).await
+    } else {
+        unauthorized("the admin API")
+    }
+}
+
 /// Reads a body up to the limit and within the time: `Err` is the answer
 /// (413, 408, or 400 if the connection broke).
 async fn read_body(service: &Service, body: Body) -> Result<Bytes, Response> {
@@ -150,9 +184,6 @@ fn errors_json(errors: &[Diagnostic]) -> Value {
 
 /// `POST /v1/events`: decide, journal, then answer 202; execute after.
 async fn post_events(State(service): Shared, headers: HeaderMap, body: Body) -> Response {
-    if !authorized(&headers, service.tokens.intake.as_ref()) {
-        return unauthorized("POST /v1/events (the intake token)");
-    }
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -344,10 +375,7 @@ async fn check(State(service): Shared, headers: HeaderMap) -> Response {
         .get(&service.device_header)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
-    let gate = service
-        .gate
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let gate = service.gate();
     match gate.check(user, device) {
         Verdict::Allow => {
             service.metrics.check("allow");
@@ -425,14 +453,8 @@ fn device_json(d: &DeviceVerdict) -> Value {
 }
 
 /// `GET /v1/devices/{id}`: the device's latest decision.
-async fn device(State(service): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if !authorized(&headers, service.tokens.admin.as_ref()) {
-        return unauthorized("the admin API");
-    }
-    let gate = service
-        .gate
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+async fn device(State(service): Shared, Path(id): Path<String>) -> Response {
+    let gate = service.gate();
     match gate.device(&id) {
         Some(d) => axum::Json(device_json(d)).into_response(),
         None => error(
@@ -445,14 +467,8 @@ async fn device(State(service): Shared, headers: HeaderMap, Path(id): Path<Strin
 }
 
 /// `GET /v1/users/{subject}`: the user's devices and the gate's verdict.
-async fn user(State(service): Shared, headers: HeaderMap, Path(subject): Path<String>) -> Response {
-    if !authorized(&headers, service.tokens.admin.as_ref()) {
-        return unauthorized("the admin API");
-    }
-    let gate = service
-        .gate
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+async fn user(State(service): Shared, Path(subject): Path<String>) -> Response {
+    let gate = service.gate();
     let verdict = match gate.check(&subject, None) {
         Verdict::Allow => "allow",
         Verdict::Block(_) | Verdict::BlockUnknown => "block",
@@ -468,10 +484,7 @@ async fn user(State(service): Shared, headers: HeaderMap, Path(subject): Path<St
 
 /// `PUT /v1/policy`: check in the sandbox, then switch; the old policy
 /// stays in force on any failure.
-async fn put_policy(State(service): Shared, headers: HeaderMap, body: Body) -> Response {
-    if !authorized(&headers, service.tokens.admin.as_ref()) {
-        return unauthorized("the admin API");
-    }
+async fn put_policy(State(service): Shared, body: Body) -> Response {
     let body = match read_body(&service, body).await {
         Ok(body) => body.to_vec(),
         Err(response) => return response,
@@ -516,10 +529,7 @@ fn json_text(status: StatusCode, text: String) -> Response {
 }
 
 /// `GET /v1/status`: what `srs status` shows, as JSON.
-async fn status(State(service): Shared, headers: HeaderMap) -> Response {
-    if !authorized(&headers, service.tokens.admin.as_ref()) {
-        return unauthorized("the admin API");
-    }
+async fn status(State(service): Shared) -> Response {
     let journal = service.journal.clone();
     let status = match tokio::task::spawn_blocking(move || journal.status()).await {
         Ok(Ok(status)) => status,
