@@ -1,8 +1,11 @@
 //! From event bytes to journaled decisions, the same for `srs run` and
 //! `srs serve`: decide in the sandbox, then journal a batch in one commit.
 
-use anyhow::{Context, Result, bail};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
 use policy_core::{Answer, Decision, Diagnostic, Provider};
+use tokio::sync::oneshot;
 
 use crate::gate::{DeviceVerdict, EventFacts};
 use crate::journal::{Journal, JournalError, NewEvent, Recorded};
@@ -65,7 +68,14 @@ pub fn record(
     received_ms: i64,
     dry_run: bool,
 ) -> Result<Vec<Recorded>, JournalError> {
-    let pairs: Vec<Vec<(Provider, &str)>> = decided
+    let pairs = pairs(decided);
+    let events = new_events(decided, &pairs, received_ms, dry_run);
+    checked(events.len(), journal.record_events(&events)?)
+}
+
+/// Each decision's (provider, subject) pairs.
+fn pairs(decided: &[Decided]) -> Vec<Vec<(Provider, &str)>> {
+    decided
         .iter()
         .map(|d| {
             d.decision
@@ -74,10 +84,18 @@ pub fn record(
                 .map(|r| (r.provider, r.subject.as_str()))
                 .collect()
         })
-        .collect();
-    let events: Vec<NewEvent<'_>> = decided
+        .collect()
+}
+
+fn new_events<'a>(
+    decided: &'a [Decided],
+    pairs: &'a [Vec<(Provider, &'a str)>],
+    received_ms: i64,
+    dry_run: bool,
+) -> Vec<NewEvent<'a>> {
+    decided
         .iter()
-        .zip(&pairs)
+        .zip(pairs)
         .map(|(d, pairs)| NewEvent {
             id: &d.decision.event_id,
             received_ms,
@@ -91,13 +109,86 @@ pub fn record(
                 .as_ref()
                 .map(|f| f.journaled(received_ms, d.decision.access)),
         })
-        .collect();
-    let recorded = journal.record_events(&events)?;
-    if recorded.len() != events.len() {
-        return Err(JournalError::BatchMismatch {
-            sent: events.len(),
+        .collect()
+}
+
+fn checked(sent: usize, recorded: Vec<Recorded>) -> Result<Vec<Recorded>, JournalError> {
+    if recorded.len() == sent {
+        Ok(recorded)
+    } else {
+        Err(JournalError::BatchMismatch {
+            sent,
             got: recorded.len(),
-        });
+        })
     }
-    Ok(recorded)
+}
+
+/// A batch sent to the [`EventWriter`], returned with its results.
+type Batch = (Vec<Decided>, Result<Vec<Recorded>, String>);
+
+/// Group commit for pushed events: one thread journals every batch waiting
+/// in one transaction, then answers each; so concurrent requests share one
+/// fsync, and each is answered only once its events are durable. All of a
+/// group commits, or none of it.
+#[derive(Debug, Clone)]
+pub struct EventWriter {
+    tx: std::sync::mpsc::Sender<(Vec<Decided>, i64, oneshot::Sender<Batch>)>,
+}
+
+impl EventWriter {
+    /// Batches journaled in one transaction, at most.
+    const GROUP: usize = 256;
+
+    pub fn start(journal: Arc<dyn Journal>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<(Vec<Decided>, i64, oneshot::Sender<Batch>)>();
+        std::thread::spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                while group.len() < Self::GROUP
+                    && let Ok(next) = rx.try_recv()
+                {
+                    group.push(next);
+                }
+                let result = {
+                    let pairs: Vec<_> = group.iter().map(|(d, _, _)| pairs(d)).collect();
+                    let events: Vec<NewEvent<'_>> = group
+                        .iter()
+                        .zip(&pairs)
+                        .flat_map(|((d, at, _), p)| new_events(d, p, *at, false))
+                        .collect();
+                    journal
+                        .record_events(&events)
+                        .and_then(|r| checked(events.len(), r))
+                        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+                };
+                let mut results = result.map(Vec::into_iter);
+                for (decided, _, reply) in group {
+                    let answer = match &mut results {
+                        Ok(all) => Ok(all.by_ref().take(decided.len()).collect()),
+                        Err(e) => Err(e.clone()),
+                    };
+                    let _ = reply.send((decided, answer));
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Journals decided events (received at `received_ms`); returns them
+    /// with one [`Recorded`] each, once they are durable.
+    pub async fn record(
+        &self,
+        decided: Vec<Decided>,
+        received_ms: i64,
+    ) -> Result<(Vec<Decided>, Vec<Recorded>)> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send((decided, received_ms, reply))
+            .map_err(|_| anyhow!("the journal writer stopped"))?;
+        let (decided, recorded) = done
+            .await
+            .map_err(|_| anyhow!("the journal writer stopped"))?;
+        let recorded = recorded.map_err(|e| anyhow!("cannot journal the events: {e}"))?;
+        Ok((decided, recorded))
+    }
 }

@@ -24,7 +24,7 @@ use super::pool::{Checked, LineResult, Pool, check_policy};
 use crate::config::Secret;
 use crate::gate::{DeviceVerdict, Gate, Verdict};
 use crate::journal::{Journal, Recorded, Task, TaskId};
-use crate::revocation::intake::{self, Decided};
+use crate::revocation::intake::{Decided, EventWriter};
 use crate::revocation::{Ended, Executor, unix_ms};
 
 /// The bearer tokens, read from the environment at start.
@@ -40,6 +40,8 @@ pub struct Tokens {
 pub struct Service {
     pub pool: Pool,
     pub journal: Arc<dyn Journal>,
+    /// Group commit of pushed events.
+    pub events: EventWriter,
     pub gate: RwLock<Gate>,
     pub executor: Executor,
     pub done: mpsc::UnboundedSender<Ended>,
@@ -273,13 +275,7 @@ async fn accept(
         return Ok(lines);
     }
     let received_ms = unix_ms(SystemTime::now());
-    let journal = service.journal.clone();
-    let (decided, recorded) = tokio::task::spawn_blocking(move || {
-        let recorded = intake::record(journal.as_ref(), &decided, received_ms, false);
-        (decided, recorded)
-    })
-    .await?;
-    let recorded = recorded?;
+    let (decided, recorded) = service.events.record(decided, received_ms).await?;
     {
         let mut gate = service
             .gate

@@ -34,6 +34,7 @@ use crate::config::{HostConfig, Secret, Unknown};
 use crate::gate::Gate;
 use crate::journal::Journal;
 use crate::providers::Clients;
+use crate::revocation::intake::EventWriter;
 use crate::revocation::{Ended, Executor};
 use crate::sandbox::Plugin;
 
@@ -128,6 +129,7 @@ async fn run(options: ServeOptions) -> Result<()> {
     let service = Arc::new(api::Service {
         pool,
         journal: journal.clone(),
+        events: EventWriter::start(journal.clone()),
         gate: RwLock::new(gate),
         executor: executor.observing(Arc::new(move |provider, took| {
             observed.call(provider, took);
