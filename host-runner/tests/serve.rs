@@ -356,7 +356,7 @@ fn sigkill_mid_burst_loses_nothing_acknowledged() {
     let world = World::new("");
     world.o365.set_latency(Duration::from_millis(20));
     world.google.set_latency(Duration::from_millis(20));
-    let users: Vec<String> = (0..120).map(|i| format!("user{i}@example.com")).collect();
+    let users: Vec<String> = (0..600).map(|i| format!("user{i}@example.com")).collect();
     let batches: Vec<String> = users
         .chunks(10)
         .enumerate()
@@ -380,9 +380,9 @@ fn sigkill_mid_burst_loses_nothing_acknowledged() {
         .collect();
     let serve = world.serve();
     let addr = serve.addr;
-    let pushed = std::thread::scope(|scope| {
-        let pusher = scope.spawn(|| {
-            let mut acknowledged = 0;
+    let acknowledged = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
             for batch in &batches {
                 let auth = format!("Bearer {INTAKE}");
                 let headers = [
@@ -390,25 +390,39 @@ fn sigkill_mid_burst_loses_nothing_acknowledged() {
                     ("Content-Type", "application/x-ndjson"),
                 ];
                 match try_http(addr, "POST", "/v1/events", &headers, batch.as_bytes()) {
-                    Some(r) if r.status == 202 => acknowledged += 1,
+                    Some(r) if r.status == 202 => {
+                        acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     _ => break,
                 }
+                // A UEM's pace: the burst outlasts the kill.
+                std::thread::sleep(Duration::from_millis(10));
             }
-            acknowledged
         });
-        wait_until(|| world.o365.applied_total() >= 15);
+        wait_until(|| {
+            acknowledged.load(std::sync::atomic::Ordering::SeqCst) >= 20
+                && world.o365.applied_total() >= 15
+        });
         serve.kill();
-        pusher.join().unwrap()
     });
+    let pushed = acknowledged.into_inner();
     assert!(
-        pushed >= 2,
-        "only {pushed} batches acknowledged before the kill"
+        pushed < batches.len(),
+        "every batch was acknowledged before the kill: not mid-burst"
     );
     let serve = world.serve();
     // The UEM pushes again everything it was not sure of; acknowledged
     // events come back as duplicates.
-    for batch in &batches {
-        assert_eq!(serve.push(batch, "application/x-ndjson").status, 202);
+    for (n, batch) in batches.iter().enumerate() {
+        let r = serve.push(batch, "application/x-ndjson");
+        assert_eq!(r.status, 202);
+        if n < pushed {
+            // Acknowledged before the kill: journaled, so a duplicate now.
+            let results = r.json()["results"].clone();
+            for line in results.as_array().unwrap() {
+                assert_eq!(line["duplicate"], true, "batch {n} was lost: {line}");
+            }
+        }
     }
     wait_until(|| {
         users
