@@ -48,6 +48,19 @@ fn pushes_decide_the_gate_by_event_time_and_revoke_once() {
     assert_eq!(body["event_id"], "e1");
     assert_eq!(body["outcome"], "revoke");
     assert_eq!(body["reasons"][0]["rule"], "blocking-action");
+    assert_eq!(
+        blocked.header("x-srs-decision").map(|h| h.len() > 10),
+        Some(true)
+    );
+    // As Envoy's ext_authz asks: the client's method, its path appended.
+    let envoy = http(
+        serve.addr,
+        "POST",
+        "/v1/check/orders/7?x=1",
+        &[("X-SRS-User", "alice@example.com")],
+        b"",
+    );
+    assert_eq!(envoy.status, 403);
     assert!(world.o365.wait_for_applied(1, WAIT));
     assert!(world.google.wait_for_applied(1, WAIT));
 
