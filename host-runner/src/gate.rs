@@ -54,14 +54,19 @@ impl EventFacts {
         })
     }
 
-    /// What the journal keeps: an event without a time counts as arriving at
-    /// `received_ms`.
+    /// The event's time for the gate: an event without one counts as
+    /// arriving at `received_ms`.
+    pub fn time_or(&self, received_ms: i64) -> i64 {
+        self.time_ms.unwrap_or(received_ms)
+    }
+
+    /// What the journal keeps.
     pub fn journaled(&self, received_ms: i64, access: Access) -> DeviceFacts<'_> {
         DeviceFacts {
             device_id: &self.device_id,
             upn: self.upn.as_deref(),
             email: self.email.as_deref(),
-            time_ms: self.time_ms.unwrap_or(received_ms),
+            time_ms: self.time_or(received_ms),
             access,
         }
     }

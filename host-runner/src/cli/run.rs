@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use policy_core::{Answer, Mode, PolicySummary, Provider};
+use policy_core::{Mode, PolicySummary, Provider};
 
-use super::{SandboxArgs, exit, parse_answer, read};
+use super::{SandboxArgs, exit, read};
 use crate::journal::{Durability, Journal, SqliteJournal};
 use crate::providers::Clients;
+use crate::revocation::intake::{self, Checked};
 use crate::revocation::{self, RunOptions};
 use crate::sandbox::Worker;
 
@@ -24,23 +25,16 @@ pub(super) fn run(
     let config = crate::providers::load_config(config_path)?;
     let plugin = sandbox.plugin()?;
     let mut worker = Worker::new(&plugin);
-    let raw = worker.set_policy(&read(policy_path, "policy")?)?;
-    let summary = match parse_answer(&raw)? {
-        Answer::Failure { .. } => {
-            println!("{raw}");
+    let answer = worker.set_policy(&read(policy_path, "policy")?)?;
+    let summary = match intake::checked_policy(answer)? {
+        Checked::Invalid { answer } => {
+            println!("{answer}");
             bail!(
                 "the policy {} is invalid (its errors are above)",
                 policy_path.display()
             );
         }
-        Answer::Success {
-            policy: Some(summary),
-            ..
-        } => summary,
-        Answer::Success { policy: None, .. } => bail!(
-            "the module accepted the policy without saying what it asks for \
-             (SPEC §6: `srs_set_policy` answers a `policy` summary); is it built for an older SPEC?"
-        ),
+        Checked::Valid { summary, .. } => summary,
     };
     let journal = SqliteJournal::open(state, Durability::Full)?;
     // Which providers will be called: the policy's when it is enforced, and

@@ -14,9 +14,14 @@ use crate::config::RetryConfig;
 use crate::journal::{Journal, TaskId};
 use crate::providers::Clients;
 
-/// A task's end as it reaches whoever started it: `Err` only when its
-/// attempts could not be journaled.
-pub type Ended = (TaskId, Result<TaskEnd>);
+/// A task's end as it reaches whoever started it.
+#[derive(Debug)]
+pub struct Ended {
+    pub task: TaskId,
+    pub provider: Provider,
+    /// `Err` only when the task's attempts could not be journaled.
+    pub end: Result<TaskEnd>,
+}
 
 /// Executes tasks on the current tokio runtime, at most one execution of a
 /// task at a time.
@@ -90,7 +95,7 @@ impl Executor {
         let attempts = self.attempts.clone();
         let retry = self.retry;
         let observe = self.observe.clone();
-        spawn_reported(task, done, async move {
+        spawn_reported(task, provider, done, async move {
             let call = |took| observe(provider, took);
             let end = execute(&client, &attempts, task, &subject, retry, call).await;
             drop(guard);
@@ -134,11 +139,13 @@ impl Drop for Running {
 /// with why. So whoever started it always hears from every task.
 pub(super) fn spawn_reported(
     task: TaskId,
+    provider: Provider,
     done: mpsc::UnboundedSender<Ended>,
     work: impl Future<Output = Result<TaskEnd>> + Send + 'static,
 ) {
     let reporter = Reporter {
         task,
+        provider,
         done: Some(done),
     };
     tokio::spawn(async move {
@@ -151,22 +158,29 @@ pub(super) fn spawn_reported(
 /// future), it reports the task `pending`.
 struct Reporter {
     task: TaskId,
+    provider: Provider,
     done: Option<mpsc::UnboundedSender<Ended>>,
 }
 
 impl Reporter {
     fn send(mut self, end: Result<TaskEnd>) {
+        self.report(end);
+    }
+
+    fn report(&mut self, end: Result<TaskEnd>) {
         if let Some(done) = self.done.take() {
-            let _ = done.send((self.task, end));
+            let _ = done.send(Ended {
+                task: self.task,
+                provider: self.provider,
+                end,
+            });
         }
     }
 }
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
-            let why = "internal error: the task stopped before it settled; the next run retries it";
-            let _ = done.send((self.task, Ok(TaskEnd::pending(why))));
-        }
+        let why = "internal error: the task stopped before it settled; the next run retries it";
+        self.report(Ok(TaskEnd::pending(why)));
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use policy_core::{Answer, Decision, Diagnostic, Provider};
+use policy_core::{Answer, Decision, Diagnostic, PolicySummary, Provider};
 use tokio::sync::oneshot;
 
 use crate::gate::{DeviceVerdict, EventFacts};
@@ -29,13 +29,46 @@ impl Decided {
             device_id: facts.device_id.clone(),
             upn: facts.upn.clone(),
             email: facts.email.clone(),
-            order: (facts.time_ms.unwrap_or(received_ms), seq),
+            order: (facts.time_or(received_ms), seq),
             event_id: self.decision.event_id.clone(),
             outcome: self.decision.outcome,
             enforced: self.decision.enforced,
             access: self.decision.access,
             reasons: serde_json::to_value(&self.decision.reasons).unwrap_or_default(),
         })
+    }
+}
+
+/// What the module said of a policy (`srs_set_policy`): its summary, or the
+/// failure answer as it gave it.
+#[derive(Debug)]
+pub enum Checked {
+    Valid {
+        summary: PolicySummary,
+        answer: String,
+    },
+    Invalid {
+        answer: String,
+    },
+}
+
+/// Reads the module's `srs_set_policy` answer. A success without the
+/// `policy` summary (SPEC §6) is an error: the host learns the providers and
+/// the mode from it.
+pub fn checked_policy(answer: String) -> Result<Checked> {
+    match serde_json::from_str(&answer).context("the module's answer is not a SPEC answer")? {
+        Answer::Failure { .. } => Ok(Checked::Invalid { answer }),
+        Answer::Success {
+            policy: Some(summary),
+            ..
+        } => Ok(Checked::Valid {
+            summary: *summary,
+            answer,
+        }),
+        Answer::Success { policy: None, .. } => bail!(
+            "the module accepted the policy without saying what it asks for \
+             (SPEC §6: `srs_set_policy` answers a `policy` summary); is it built for an older SPEC?"
+        ),
     }
 }
 

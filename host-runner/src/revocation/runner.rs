@@ -184,8 +184,8 @@ impl Run<'_, '_> {
                     }
                     self.decide(batch).await?;
                 }
-                Some((task, end)) = done_rx.recv(), if !self.running.is_empty() => {
-                    self.settle(task, end?)?;
+                Some(ended) = done_rx.recv(), if !self.running.is_empty() => {
+                    self.settle(ended.task, ended.end?)?;
                 }
                 else => break,
             }
@@ -472,10 +472,10 @@ mod tests {
     fn a_task_that_panics_is_reported_pending() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         runtime().block_on(async {
-            spawn_reported(7, tx, async { panic!("a bug") });
-            let (task, end) = rx.recv().await.unwrap();
-            assert_eq!(task, 7);
-            let end = end.unwrap();
+            spawn_reported(7, Provider::Office365, tx, async { panic!("a bug") });
+            let ended = rx.recv().await.unwrap();
+            assert_eq!((ended.task, ended.provider), (7, Provider::Office365));
+            let end = ended.end.unwrap();
             assert_eq!(end.state, TaskState::Pending);
             assert!(end.why.starts_with("internal error"), "{}", end.why);
         });
@@ -486,26 +486,29 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let rt = runtime();
         rt.block_on(async {
-            spawn_reported(8, tx, std::future::pending());
+            spawn_reported(8, Provider::GoogleWorkspace, tx, std::future::pending());
         });
         // Shutting the runtime down drops the never-ending future.
         drop(rt);
-        let (task, end) = rx.try_recv().unwrap();
-        assert_eq!((task, end.unwrap().state), (8, TaskState::Pending));
+        let ended = rx.try_recv().unwrap();
+        assert_eq!(
+            (ended.task, ended.end.unwrap().state),
+            (8, TaskState::Pending)
+        );
     }
 
     #[test]
     fn a_settled_task_is_reported_once() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         runtime().block_on(async {
-            spawn_reported(9, tx, async {
+            spawn_reported(9, Provider::Office365, tx, async {
                 Ok(TaskEnd {
                     state: TaskState::Done,
                     why: String::new(),
                 })
             });
-            let (_, end) = rx.recv().await.unwrap();
-            assert_eq!(end.unwrap().state, TaskState::Done);
+            let ended = rx.recv().await.unwrap();
+            assert_eq!(ended.end.unwrap().state, TaskState::Done);
             assert!(rx.recv().await.is_none());
         });
     }

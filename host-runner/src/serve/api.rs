@@ -2,8 +2,7 @@
 //! `{"errors": [{"code", "path", "message"}]}`, with the §5 codes where they
 //! fit. Tokens are compared in constant time and never logged or echoed.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use axum::Router;
@@ -20,10 +19,11 @@ use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
 use super::metrics::{CONTENT_TYPE, Metrics};
-use super::pool::{Checked, LineResult, Pool, check_policy};
+use super::pool::{LineResult, Pool, check_policy};
 use crate::config::Secret;
 use crate::gate::{DeviceVerdict, Gate, Verdict};
 use crate::journal::{Journal, Recorded, Task, TaskId};
+use crate::revocation::intake::Checked;
 use crate::revocation::intake::{Decided, EventWriter};
 use crate::revocation::{Ended, Executor, unix_ms};
 
@@ -45,8 +45,6 @@ pub struct Service {
     pub gate: RwLock<Gate>,
     pub executor: Executor,
     pub done: mpsc::UnboundedSender<Ended>,
-    /// The provider of each task executing, for the metrics of its end.
-    pub executing: Mutex<HashMap<TaskId, Provider>>,
     pub metrics: Arc<Metrics>,
     pub tokens: Tokens,
     pub user_header: HeaderName,
@@ -317,16 +315,9 @@ pub fn start(
     provider: Provider,
     subject: String,
 ) -> anyhow::Result<()> {
-    let mut executing = service
-        .executing
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if service
+    service
         .executor
-        .start(task, provider, subject, service.done.clone())?
-    {
-        executing.insert(task, provider);
-    }
+        .start(task, provider, subject, service.done.clone())?;
     Ok(())
 }
 
@@ -589,16 +580,10 @@ async fn ready(State(service): Shared) -> Response {
 }
 
 /// Records a task's end in the metrics.
-pub fn ended(service: &Service, task: TaskId, end: &anyhow::Result<crate::revocation::TaskEnd>) {
-    let provider = service
-        .executing
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&task);
-    match (provider, end) {
-        (Some(provider), Ok(end)) => service.metrics.revocation(provider, end.state),
-        (_, Err(e)) => eprintln!("srs serve: task {task}: {e:#}"),
-        (None, Ok(_)) => {}
+pub fn ended(service: &Service, ended: &Ended) {
+    match &ended.end {
+        Ok(end) => service.metrics.revocation(ended.provider, end.state),
+        Err(e) => eprintln!("srs serve: task {}: {e:#}", ended.task),
     }
 }
 

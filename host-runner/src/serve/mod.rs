@@ -14,9 +14,8 @@ mod api;
 mod metrics;
 mod pool;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -28,7 +27,8 @@ use policy_core::{Mode, Provider};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 
-pub use pool::{Checked, check_policy};
+pub use crate::revocation::intake::Checked;
+pub use pool::check_policy;
 
 use crate::config::{HostConfig, Secret, Unknown};
 use crate::gate::Gate;
@@ -135,7 +135,6 @@ async fn run(options: ServeOptions) -> Result<()> {
             observed.call(provider, took);
         })),
         done,
-        executing: Mutex::new(HashMap::new()),
         metrics: metrics.clone(),
         tokens,
         user_header: HeaderName::from_bytes(serve.user_header.as_bytes())?,
@@ -148,8 +147,8 @@ async fn run(options: ServeOptions) -> Result<()> {
     {
         let service = service.clone();
         tokio::spawn(async move {
-            while let Some((task, end)) = ends.recv().await {
-                api::ended(&service, task, &end);
+            while let Some(ended) = ends.recv().await {
+                api::ended(&service, &ended);
             }
         });
     }

@@ -6,11 +6,11 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use policy_core::{Answer, Diagnostic, PolicySummary};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::revocation::intake::{self, Decided};
+use crate::revocation::intake::{self, Checked, Decided};
 use crate::sandbox::{Plugin, Worker};
 
 /// A validated policy and its place in the order of switches.
@@ -48,35 +48,9 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// What checking a policy in the sandbox gave: its summary, or the module's
-/// failure answer as it gave it.
-pub enum Checked {
-    Valid {
-        summary: PolicySummary,
-        answer: String,
-    },
-    Invalid {
-        answer: String,
-    },
-}
-
 /// Checks a policy in a fresh instance.
 pub fn check_policy(plugin: &Plugin, bytes: &[u8]) -> Result<Checked> {
-    let answer = Worker::new(plugin).set_policy(bytes)?;
-    match serde_json::from_str(&answer).context("the module's answer is not a SPEC answer")? {
-        Answer::Failure { .. } => Ok(Checked::Invalid { answer }),
-        Answer::Success {
-            policy: Some(summary),
-            ..
-        } => Ok(Checked::Valid {
-            summary: *summary,
-            answer,
-        }),
-        Answer::Success { policy: None, .. } => bail!(
-            "the module accepted the policy without saying what it asks for \
-             (SPEC §6: `srs_set_policy` answers a `policy` summary); is it built for an older SPEC?"
-        ),
-    }
+    intake::checked_policy(Worker::new(plugin).set_policy(bytes)?)
 }
 
 impl Pool {
