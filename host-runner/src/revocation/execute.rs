@@ -143,15 +143,9 @@ impl AttemptWriter {
     const GROUP: usize = 1024;
 
     pub fn start(journal: Arc<dyn Journal>) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<(TaskId, AttemptRecord, AttemptReply)>();
-        std::thread::spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut group = vec![first];
-                while group.len() < Self::GROUP
-                    && let Ok(next) = rx.try_recv()
-                {
-                    group.push(next);
-                }
+        let tx = group_commit(
+            Self::GROUP,
+            move |group: Vec<(TaskId, AttemptRecord, AttemptReply)>| {
                 let attempts: Vec<(TaskId, Attempt<'_>)> = group
                     .iter()
                     .map(|(task, a, _)| {
@@ -174,8 +168,8 @@ impl AttemptWriter {
                 for (_, _, reply) in group {
                     let _ = reply.send(result.clone());
                 }
-            }
-        });
+            },
+        );
         Self { tx }
     }
 
@@ -188,6 +182,28 @@ impl AttemptWriter {
             .map_err(|_| anyhow!("the journal writer stopped"))?
             .map_err(|e| anyhow!("cannot journal an attempt: {e}"))
     }
+}
+
+/// Group commit: a thread takes every request waiting (at most `max`) and
+/// hands them to `commit` together, then waits for more. Returns where to
+/// send requests; the thread ends when every sender is dropped.
+pub fn group_commit<T: Send + 'static>(
+    max: usize,
+    mut commit: impl FnMut(Vec<T>) + Send + 'static,
+) -> std::sync::mpsc::Sender<T> {
+    let (tx, rx) = std::sync::mpsc::channel::<T>();
+    std::thread::spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < max
+                && let Ok(next) = rx.try_recv()
+            {
+                group.push(next);
+            }
+            commit(group);
+        }
+    });
+    tx
 }
 
 /// Milliseconds since the Unix epoch, saturating.

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use policy_core::{Answer, Decision, Diagnostic, PolicySummary, Provider};
 use tokio::sync::oneshot;
 
+use super::execute::group_commit;
 use crate::gate::{DeviceVerdict, EventFacts};
 use crate::journal::{Journal, JournalError, NewEvent, Recorded};
 use crate::sandbox::Worker;
@@ -173,15 +174,9 @@ impl EventWriter {
     const GROUP: usize = 256;
 
     pub fn start(journal: Arc<dyn Journal>) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<(Vec<Decided>, i64, oneshot::Sender<Batch>)>();
-        std::thread::spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut group = vec![first];
-                while group.len() < Self::GROUP
-                    && let Ok(next) = rx.try_recv()
-                {
-                    group.push(next);
-                }
+        let tx = group_commit(
+            Self::GROUP,
+            move |group: Vec<(Vec<Decided>, i64, oneshot::Sender<Batch>)>| {
                 let result = {
                     let pairs: Vec<_> = group.iter().map(|(d, _, _)| pairs(d)).collect();
                     let events: Vec<NewEvent<'_>> = group
@@ -202,8 +197,8 @@ impl EventWriter {
                     };
                     let _ = reply.send((decided, answer));
                 }
-            }
-        });
+            },
+        );
         Self { tx }
     }
 
