@@ -363,6 +363,9 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Task counts by state (cheaper than [`Journal::status`]).
     fn task_counts(&self) -> Result<TaskCounts, JournalError>;
 
+    /// A task's state, if the journal holds it.
+    fn task_state(&self, task: TaskId) -> Result<Option<TaskState>, JournalError>;
+
     /// Each device's latest decision (dry runs left out): the gate's verdicts.
     fn devices(&self) -> Result<Vec<DeviceRecord>, JournalError>;
 

@@ -238,6 +238,15 @@ impl Journal for SqliteJournal {
         Ok(counts)
     }
 
+    fn task_state(&self, task: TaskId) -> Result<Option<TaskState>, JournalError> {
+        let conn = self.conn()?;
+        let state: Option<String> = conn
+            .prepare_cached("SELECT state FROM tasks WHERE id = ?1")?
+            .query_row([task], |row| row.get(0))
+            .optional()?;
+        state.as_deref().map(str::parse).transpose()
+    }
+
     fn devices(&self) -> Result<Vec<DeviceRecord>, JournalError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;

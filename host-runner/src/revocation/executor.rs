@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::execute::{AttemptWriter, TaskEnd, execute};
 use crate::config::RetryConfig;
-use crate::journal::{Journal, TaskId};
+use crate::journal::{Journal, TaskId, TaskState};
 use crate::providers::Clients;
 
 /// A task's end as it reaches whoever started it.
@@ -27,6 +27,7 @@ pub struct Ended {
 /// task at a time.
 #[derive(Clone)]
 pub struct Executor {
+    journal: Arc<dyn Journal>,
     clients: Clients,
     attempts: AttemptWriter,
     retry: RetryConfig,
@@ -49,8 +50,9 @@ impl std::fmt::Debug for Executor {
 impl Executor {
     pub fn new(journal: Arc<dyn Journal>, clients: Clients, retry: RetryConfig) -> Self {
         Self {
+            attempts: AttemptWriter::start(journal.clone()),
+            journal,
             clients,
-            attempts: AttemptWriter::start(journal),
             retry,
             running: Arc::default(),
             observe: Arc::new(|_, _| ()),
@@ -70,6 +72,9 @@ impl Executor {
 
     /// Starts executing a task and sends its end to `done` exactly once.
     /// Returns false, starting nothing, when the task is already running.
+    /// A task that is no longer pending when its execution starts (it settled
+    /// after the caller read it as pending) ends at once in its state,
+    /// calling no provider.
     pub fn start(
         &self,
         task: TaskId,
@@ -95,7 +100,17 @@ impl Executor {
         let attempts = self.attempts.clone();
         let retry = self.retry;
         let observe = self.observe.clone();
+        let journal = self.journal.clone();
         spawn_reported(task, provider, done, async move {
+            let state = tokio::task::spawn_blocking(move || journal.task_state(task)).await?;
+            match state? {
+                Some(TaskState::Pending) => {}
+                Some(state) => {
+                    let why = format!("already {state} before this execution started");
+                    return Ok(TaskEnd { state, why });
+                }
+                None => return Err(anyhow!("task {task} is not in the journal")),
+            }
             let call = |took| observe(provider, took);
             let end = execute(&client, &attempts, task, &subject, retry, call).await;
             drop(guard);
