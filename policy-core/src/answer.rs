@@ -47,8 +47,7 @@ pub struct PolicySummary {
     /// The providers revocations go to, in the policy's order.
     pub providers: Vec<Provider>,
     pub mode: Mode,
-    /// How long a blocking action waits before revoking; 0 until the policy
-    /// has a grace period (SPEC §4 step 3a).
+    /// How long a blocking action waits before revoking (SPEC §4 step 3a).
     pub grace_seconds: u32,
 }
 
@@ -64,14 +63,31 @@ pub struct Decision {
     pub access: Access,
     /// One per configured provider, in the policy's order, when the outcome is `revoke`.
     pub revocations: Vec<Revocation>,
+    /// With outcome `grace` only: what is revoked at `due` unless a later
+    /// event for the device says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", tsify(optional))]
+    pub scheduled: Option<Scheduled>,
     /// Each rule that fired, once, in rule order.
     pub reasons: Vec<Reason>,
+}
+
+/// Revocations that fall due at the end of a grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+pub struct Scheduled {
+    /// `event.time` + `grace_seconds`, in UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub due: String,
+    /// What the same event would revoke now without a grace period.
+    pub revocations: Vec<Revocation>,
 }
 
 wire_enum! {
     /// What happens to the user's sessions.
     pub enum Outcome("outcome") {
         Revoke = "revoke",
+        /// Revoke at `scheduled.due` unless the device is remediated first.
+        Grace = "grace",
         NoAction = "no_action",
         Unsupported = "unsupported",
     }
@@ -108,6 +124,7 @@ wire_enum! {
     pub enum Rule("rule") {
         DeviceState = "device-state",
         BlockingAction = "blocking-action",
+        GracePeriod = "grace-period",
         ExemptUser = "exempt-user",
         UnsupportedDeployment = "unsupported-deployment",
         Compliant = "compliant",
@@ -128,6 +145,8 @@ pub enum Matched {
     User { user: String },
     /// The deployment that cannot revoke.
     Deployment { deployment: Deployment },
+    /// The grace period and when it ends.
+    Grace { grace_seconds: u32, due: String },
 }
 
 /// An error or warning: a stable code, a path into the input, a message for people.

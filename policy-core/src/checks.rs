@@ -142,6 +142,23 @@ pub fn policy(policy: &Policy, sink: &mut Sink) {
         sink,
     );
     exempt_users(&policy.exempt_users, &root.field("exempt_users"), sink);
+    grace_seconds(policy.grace_seconds, &root.field("grace_seconds"), sink);
+}
+
+/// At most [`Policy::MAX_GRACE_SECONDS`] (30 days).
+pub fn grace_seconds(seconds: u32, path: &Path<'_>, sink: &mut Sink) {
+    if seconds > Policy::MAX_GRACE_SECONDS {
+        out_of_grace_range(seconds, path, sink);
+    }
+}
+
+pub fn out_of_grace_range(seconds: impl Display, path: &Path<'_>, sink: &mut Sink) {
+    let max = Policy::MAX_GRACE_SECONDS;
+    sink.error(
+        ErrorCode::InvalidValue,
+        path,
+        format!("`{seconds}` is not a whole number of seconds from 0 to {max} (30 days)"),
+    );
 }
 
 /// One or two providers, none twice.

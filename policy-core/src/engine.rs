@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::actions::{builtin_class, normalize, tier_class};
 use crate::answer::{
     Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, PolicySummary, Reason,
-    Revocation, Rule,
+    Revocation, Rule, Scheduled,
 };
 use crate::checks;
 use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_many};
@@ -18,6 +18,7 @@ use crate::model::{
     UnknownAction,
 };
 use crate::schema::{self, EventParts, PolicyParts};
+use crate::time;
 
 /// A violated policy's id and its classified actions.
 type Violated<'e> = (&'e str, Vec<(Action, ActionClass)>);
@@ -112,8 +113,7 @@ impl Engine {
         PolicySummary {
             providers: self.policy.providers.clone(),
             mode: self.policy.mode,
-            // No grace period until the policy has `grace_seconds` (SPEC §4 step 3a).
-            grace_seconds: 0,
+            grace_seconds: self.policy.grace_seconds,
         }
     }
 
@@ -162,18 +162,25 @@ impl Engine {
         }
     }
 
-    fn answer(&self, sink: Sink, event: &Event, violations: Vec<Violated<'_>>) -> Answer {
-        if !sink.errors.is_empty() {
-            return Answer::Failure {
+    fn answer(&self, mut sink: Sink, event: &Event, violations: Vec<Violated<'_>>) -> Answer {
+        let decision = if sink.errors.is_empty() {
+            Some(self.decide(event, &violations, &mut sink))
+        } else {
+            None
+        };
+        match decision {
+            Some(decision) if sink.errors.is_empty() => {
+                let mut warnings = self.warnings.clone();
+                warnings.extend(sink.warnings);
+                Answer::Success {
+                    decision: Some(decision),
+                    policy: None,
+                    warnings,
+                }
+            }
+            _ => Answer::Failure {
                 errors: sink.errors,
-            };
-        }
-        let mut warnings = self.warnings.clone();
-        warnings.extend(sink.warnings);
-        Answer::Success {
-            decision: Some(self.decide(event, &violations)),
-            policy: None,
-            warnings,
+            },
         }
     }
 
@@ -215,7 +222,9 @@ impl Engine {
         out
     }
 
-    fn decide(&self, event: &Event, violations: &[Violated<'_>]) -> Decision {
+    /// The decision of SPEC §4 steps 2 to 5; a grace period that cannot be
+    /// scheduled is an error, and one that cannot start a warning, in `sink`.
+    fn decide(&self, event: &Event, violations: &[Violated<'_>], sink: &mut Sink) -> Decision {
         let policy = &self.policy;
         let state = event.device.state;
         let state_trigger = policy.revoke_on_states.contains(&state);
@@ -307,8 +316,17 @@ impl Engine {
             }
         };
 
-        let revocations = if outcome == Outcome::Revoke {
-            policy
+        let mut decision = Decision {
+            event_id: event.id.clone(),
+            outcome,
+            enforced: policy.mode == Mode::Enforce,
+            access,
+            revocations: Vec::new(),
+            scheduled: None,
+            reasons,
+        };
+        if outcome == Outcome::Revoke {
+            decision.revocations = policy
                 .providers
                 .iter()
                 .filter_map(|&provider| {
@@ -317,19 +335,51 @@ impl Engine {
                         subject: subject.to_owned(),
                     })
                 })
-                .collect()
-        } else {
-            Vec::new()
-        };
-
-        Decision {
-            event_id: event.id.clone(),
-            outcome,
-            enforced: policy.mode == Mode::Enforce,
-            access,
-            revocations,
-            reasons,
+                .collect();
+            // Step 3a: a blocking action alone may wait; a device state never does.
+            if policy.grace_seconds > 0 && !state_trigger {
+                self.grace(event, &mut decision, sink);
+            }
         }
+        decision
+    }
+
+    /// Turns a `revoke` decision into `grace` (SPEC §4 step 3a), or says why
+    /// it cannot: no `time` keeps `revoke` with a warning, and a `due` that
+    /// cannot be written is an error.
+    fn grace(&self, event: &Event, decision: &mut Decision, sink: &mut Sink) {
+        let seconds = self.policy.grace_seconds;
+        let root = Path::root("event");
+        let path = root.field("time");
+        let Some(time) = &event.time else {
+            let message = format!(
+                "the event has no `time`, so its {seconds}-second grace period cannot start; revoked at once"
+            );
+            sink.warning(ErrorCode::MissingField, &path, message);
+            return;
+        };
+        let Some(due) = time::after(time, seconds) else {
+            let message = format!(
+                "`{}` plus a {seconds}-second grace period is not a UTC date-time from year 0000 to 9999-12-31T23:59:59Z",
+                clip(time)
+            );
+            sink.error(ErrorCode::InvalidValue, &path, message);
+            return;
+        };
+        decision.outcome = Outcome::Grace;
+        decision.access = Access::Allow;
+        decision.reasons.push(reason(
+            Rule::GracePeriod,
+            format!("the device has {seconds} seconds to become compliant; its sessions are revoked at {due} unless it does"),
+            vec![Matched::Grace {
+                grace_seconds: seconds,
+                due: due.clone(),
+            }],
+        ));
+        decision.scheduled = Some(Scheduled {
+            due,
+            revocations: std::mem::take(&mut decision.revocations),
+        });
     }
 
     /// The event identity (upn first, then email) found in `exempt_users`.

@@ -37,7 +37,7 @@ mod engine;
 
 pub use answer::{
     Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, PolicySummary, Reason,
-    Revocation, Rule,
+    Revocation, Rule, Scheduled,
 };
 pub use diag::{MAX_DIAGNOSTICS, MAX_INPUT_BYTES, MAX_ITEMS, MAX_STRING};
 pub use engine::{Engine, evaluate, evaluate_json_bytes, evaluate_json_str, evaluate_request};

@@ -113,6 +113,10 @@ pub struct Policy {
     /// Users who are never revoked, matched case-insensitively on upn or email.
     #[cfg_attr(feature = "ts", tsify(optional))]
     pub exempt_users: Vec<String>,
+    /// Seconds a `blocking-action` trigger waits before revoking (SPEC §4
+    /// step 3a), 0 to [`Policy::MAX_GRACE_SECONDS`]; 0 revokes at once.
+    #[cfg_attr(feature = "ts", tsify(optional))]
+    pub grace_seconds: u32,
 }
 
 impl Policy {
@@ -122,6 +126,9 @@ impl Policy {
         DeviceState::Wiped,
         DeviceState::Retired,
     ];
+
+    /// The longest grace period: 30 days.
+    pub const MAX_GRACE_SECONDS: u32 = 2_592_000;
 
     /// A policy with the SPEC's defaults for every optional field.
     pub fn new(uem: Uem, deployment: Deployment, providers: Vec<Provider>) -> Self {
@@ -135,6 +142,7 @@ impl Policy {
             unknown_action: UnknownAction::Error,
             compliance_policies: Vec::new(),
             exempt_users: Vec::new(),
+            grace_seconds: 0,
         }
     }
 }

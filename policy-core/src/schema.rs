@@ -43,6 +43,7 @@ pub struct PolicyParts {
     pub unknown_action: Option<UnknownAction>,
     pub compliance_policies: Option<Vec<CompliancePolicy>>,
     pub exempt_users: Option<Vec<String>>,
+    pub grace_seconds: Option<u32>,
 }
 
 impl PolicyParts {
@@ -66,6 +67,7 @@ impl PolicyParts {
                 unknown_action: Some(unknown_action),
                 compliance_policies: Some(compliance_policies),
                 exempt_users: Some(exempt_users),
+                grace_seconds: Some(grace_seconds),
             } => Ok(Policy {
                 uem,
                 deployment,
@@ -76,6 +78,7 @@ impl PolicyParts {
                 unknown_action,
                 compliance_policies,
                 exempt_users,
+                grace_seconds,
             }),
             parts => Err(parts),
         }
@@ -125,6 +128,13 @@ pub fn policy(v: &Value, sink: &mut Sink) -> PolicyParts {
                 checks::exempt_users(u, path, sink)
             }),
         )),
+        grace_seconds: or_default(obj.optional(
+            "grace_seconds",
+            sink,
+            checked(seconds, |n: &u32, path, sink| {
+                checks::grace_seconds(*n, path, sink)
+            }),
+        )),
     };
     obj.finish(
         &[
@@ -137,6 +147,7 @@ pub fn policy(v: &Value, sink: &mut Sink) -> PolicyParts {
             "unknown_action",
             "compliance_policies",
             "exempt_users",
+            "grace_seconds",
         ],
         sink,
     );
@@ -146,6 +157,19 @@ pub fn policy(v: &Value, sink: &mut Sink) -> PolicyParts {
 /// An optional field's value, its default when absent, `None` when invalid.
 fn or_default<T: Default>(field: Result<Option<T>, ()>) -> Option<T> {
     field.map(Option::unwrap_or_default).ok()
+}
+
+/// A whole number of seconds that fits in a `u32`.
+fn seconds(v: &Value, path: &Path<'_>, sink: &mut Sink) -> Option<u32> {
+    let Value::Number(n) = v else {
+        wrong_type(v, "a whole number of seconds", path, sink);
+        return None;
+    };
+    let seconds = n.as_u64().and_then(|n| u32::try_from(n).ok());
+    if seconds.is_none() {
+        checks::out_of_grace_range(n, path, sink);
+    }
+    seconds
 }
 
 fn action_map(

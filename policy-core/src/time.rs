@@ -96,6 +96,37 @@ pub fn unix_ms(s: &str) -> Option<i64> {
     Some(((days * 86_400 + seconds - offset) * 1000) + millis)
 }
 
+/// The instant `seconds` after the RFC 3339 date-time `time`, in UTC as
+/// `YYYY-MM-DDTHH:MM:SSZ` (SPEC §4 step 3a): fractions of a second dropped, a
+/// leap second read as the second before it. `None` when `time` is not RFC
+/// 3339 or the result is not in years 0000 to 9999.
+pub fn after(time: &str, seconds: u32) -> Option<String> {
+    let at = unix_ms(time)?.div_euclid(1000) + i64::from(seconds);
+    let (days, second) = (at.div_euclid(86_400), at.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let (hour, minute, second) = (second / 3600, second / 60 % 60, second % 60);
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"
+    ))
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -109,7 +140,48 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_rfc3339, unix_ms};
+    use super::{after, civil_from_days, days_from_civil, is_rfc3339, unix_ms};
+
+    #[test]
+    fn after_writes_utc_seconds() {
+        let cases = [
+            ("2026-11-27T10:15:00Z", 14_400, "2026-11-27T14:15:00Z"),
+            ("2026-11-27T10:15:00.999Z", 0, "2026-11-27T10:15:00Z"),
+            ("2026-11-27t12:15:00.5+02:00", 1, "2026-11-27T10:15:01Z"),
+            ("2026-11-27T22:00:00-03:00", 0, "2026-11-28T01:00:00Z"),
+            ("2026-12-31T23:59:59z", 1, "2027-01-01T00:00:00Z"),
+            ("2024-02-28T12:00:00Z", 86_400, "2024-02-29T12:00:00Z"),
+            ("2100-02-28T12:00:00Z", 86_400, "2100-03-01T12:00:00Z"),
+            ("2026-06-30T23:59:60Z", 1, "2026-07-01T00:00:00Z"),
+            ("1969-12-31T23:59:59.5Z", 1, "1970-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:58Z", 1, "9999-12-31T23:59:59Z"),
+            ("0000-01-01T00:00:00Z", 0, "0000-01-01T00:00:00Z"),
+            ("2026-11-27T10:15:00Z", 2_592_000, "2026-12-27T10:15:00Z"),
+        ];
+        for (time, seconds, due) in cases {
+            assert_eq!(
+                after(time, seconds).as_deref(),
+                Some(due),
+                "{time} + {seconds}"
+            );
+        }
+    }
+
+    #[test]
+    fn after_refuses_what_cannot_be_written() {
+        assert_eq!(after("9999-12-31T23:59:59Z", 1), None);
+        assert_eq!(after("9999-12-31T23:00:00-01:00", 0), None);
+        assert_eq!(after("0000-01-01T00:00:00+00:01", 0), None);
+        assert_eq!(after("not a time", 0), None);
+    }
+
+    #[test]
+    fn civil_days_round_trip() {
+        for days in (-800_000..3_000_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
 
     #[test]
     fn unix_ms_reads_the_instant() {

@@ -46,6 +46,7 @@ pub struct RunOptions {
 pub struct Summary {
     pub events: u64,
     pub revoke: u64,
+    pub grace: u64,
     pub no_action: u64,
     pub unsupported: u64,
     pub duplicates: u64,
@@ -289,6 +290,7 @@ impl Run<'_, '_> {
         self.summary.events += 1;
         match decision.outcome {
             Outcome::Revoke => self.summary.revoke += 1,
+            Outcome::Grace => self.summary.grace += 1,
             Outcome::NoAction => self.summary.no_action += 1,
             Outcome::Unsupported => self.summary.unsupported += 1,
         }
