@@ -84,15 +84,19 @@ pub struct DeviceVerdict {
     pub outcome: Outcome,
     pub enforced: bool,
     pub access: Access,
+    /// While its decisions are `grace`: when the grace period ends (unix ms).
+    pub due_ms: Option<i64>,
     /// The decision's `reasons`, as JSON.
     pub reasons: serde_json::Value,
 }
 
 impl DeviceVerdict {
-    /// Whether this device's sign-ins are blocked: its latest decision blocks
-    /// and was enforced (a `report_only` policy blocks no one).
-    pub fn blocks(&self) -> bool {
-        self.access == Access::Block && self.enforced
+    /// Whether this device's sign-ins are blocked at `now_ms`: its latest
+    /// decision blocks, or its grace period has ended, and it was enforced
+    /// (a `report_only` policy blocks no one).
+    pub fn blocks(&self, now_ms: i64) -> bool {
+        let grace_over = self.due_ms.is_some_and(|due| due <= now_ms);
+        self.enforced && (self.access == Access::Block || grace_over)
     }
 
     pub fn from_record(record: DeviceRecord) -> Self {
@@ -106,6 +110,7 @@ impl DeviceVerdict {
             outcome: record.outcome,
             enforced: record.enforced,
             access: record.access,
+            due_ms: record.due_ms,
             reasons,
         }
     }
@@ -161,11 +166,15 @@ impl Gate {
     }
 
     /// Takes a newly journaled decision, unless the device already has a newer one.
-    /// Returns whether it did.
-    pub fn apply(&mut self, verdict: DeviceVerdict) -> bool {
+    /// Returns whether it did. A `grace` that follows a `grace` keeps the
+    /// earlier `due`, as the journal does.
+    pub fn apply(&mut self, mut verdict: DeviceVerdict) -> bool {
         if let Some(old) = self.devices.get(&verdict.device_id) {
             if old.order >= verdict.order {
                 return false;
+            }
+            if let (Some(new), Some(old)) = (verdict.due_ms, old.due_ms) {
+                verdict.due_ms = Some(new.min(old));
             }
             let old_users: Vec<String> = old.users().map(str::to_owned).collect();
             for user in old_users {
@@ -202,13 +211,13 @@ impl Gate {
             .collect()
     }
 
-    /// The verdict for a sign-in by `user`, from `device` if the gateway
-    /// names one. A known device answers for itself; an unknown device, or
-    /// none, is judged by the user: blocked while any of their devices is (the
-    /// most recent blocking decision is shown).
-    pub fn check(&self, user: &str, device: Option<&str>) -> Verdict<'_> {
+    /// The verdict at `now_ms` for a sign-in by `user`, from `device` if the
+    /// gateway names one. A known device answers for itself; an unknown
+    /// device, or none, is judged by the user: blocked while any of their
+    /// devices is (the most recent blocking decision is shown).
+    pub fn check(&self, user: &str, device: Option<&str>, now_ms: i64) -> Verdict<'_> {
         if let Some(verdict) = device.and_then(|id| self.devices.get(id)) {
-            return if verdict.blocks() {
+            return if verdict.blocks(now_ms) {
                 Verdict::Block(verdict)
             } else {
                 Verdict::Allow
@@ -224,7 +233,7 @@ impl Gate {
         }
         devices
             .into_iter()
-            .filter(|d| d.blocks())
+            .filter(|d| d.blocks(now_ms))
             .max_by_key(|d| d.order)
             .map_or(Verdict::Allow, Verdict::Block)
     }
@@ -243,6 +252,8 @@ impl Gate {
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_000_000;
+
     fn verdict(device: &str, user: &str, order: (i64, i64), access: Access) -> DeviceVerdict {
         DeviceVerdict {
             device_id: device.into(),
@@ -257,6 +268,7 @@ mod tests {
             },
             enforced: true,
             access,
+            due_ms: None,
             reasons: serde_json::json!([]),
         }
     }
@@ -265,16 +277,19 @@ mod tests {
     fn the_latest_event_by_time_decides_and_a_late_older_one_does_not() {
         let mut gate = Gate::default();
         assert!(gate.apply(verdict("d1", "alice@x", (100, 1), Access::Block)));
-        assert!(matches!(gate.check("alice@x", None), Verdict::Block(_)));
+        assert!(matches!(
+            gate.check("alice@x", None, NOW),
+            Verdict::Block(_)
+        ));
         // Older by time, newer by arrival: ignored.
         assert!(!gate.apply(verdict("d1", "alice@x", (50, 2), Access::Allow)));
         assert!(matches!(
-            gate.check("ALICE@X", Some("d1")),
+            gate.check("ALICE@X", Some("d1"), NOW),
             Verdict::Block(_)
         ));
         // Same time, later arrival: wins.
         assert!(gate.apply(verdict("d1", "alice@x", (100, 3), Access::Allow)));
-        assert_eq!(gate.check("alice@x", None), Verdict::Allow);
+        assert_eq!(gate.check("alice@x", None, NOW), Verdict::Allow);
     }
 
     #[test]
@@ -282,24 +297,59 @@ mod tests {
         let mut gate = Gate::default();
         gate.apply(verdict("d1", "alice@x", (1, 1), Access::Allow));
         gate.apply(verdict("d2", "alice@x", (2, 2), Access::Block));
-        match gate.check("alice@x", None) {
+        match gate.check("alice@x", None, NOW) {
             Verdict::Block(d) => assert_eq!(d.device_id, "d2"),
             other => panic!("{other:?}"),
         }
         // The compliant device answers for itself; an unknown one by the user.
-        assert_eq!(gate.check("alice@x", Some("d1")), Verdict::Allow);
+        assert_eq!(gate.check("alice@x", Some("d1"), NOW), Verdict::Allow);
         assert!(matches!(
-            gate.check("alice@x", Some("new")),
+            gate.check("alice@x", Some("new"), NOW),
             Verdict::Block(_)
         ));
+    }
+
+    fn grace(device: &str, order: (i64, i64), due_ms: i64) -> DeviceVerdict {
+        DeviceVerdict {
+            outcome: Outcome::Grace,
+            due_ms: Some(due_ms),
+            ..verdict(device, "alice@x", order, Access::Allow)
+        }
+    }
+
+    #[test]
+    fn grace_allows_until_due_and_a_later_grace_keeps_the_earlier_due() {
+        let mut gate = Gate::default();
+        gate.apply(grace("d1", (1, 1), NOW));
+        assert_eq!(gate.check("alice@x", None, NOW - 1), Verdict::Allow);
+        assert!(matches!(
+            gate.check("alice@x", Some("d1"), NOW),
+            Verdict::Block(_)
+        ));
+        gate.apply(grace("d1", (2, 2), NOW + 500));
+        assert!(matches!(
+            gate.check("alice@x", None, NOW),
+            Verdict::Block(_)
+        ));
+        // Compliant again: the clock is gone; a new grace starts a new one.
+        gate.apply(verdict("d1", "alice@x", (3, 3), Access::Allow));
+        assert_eq!(gate.check("alice@x", None, NOW + 10_000), Verdict::Allow);
+        gate.apply(grace("d1", (4, 4), NOW + 20_000));
+        assert_eq!(gate.check("alice@x", None, NOW + 10_000), Verdict::Allow);
+        // report_only never blocks, grace or not.
+        let mut quiet = grace("d2", (5, 5), NOW);
+        quiet.enforced = false;
+        quiet.upn = Some("bob@x".into());
+        gate.apply(quiet);
+        assert_eq!(gate.check("bob@x", None, NOW + 1), Verdict::Allow);
     }
 
     #[test]
     fn unknown_users_follow_the_setting() {
         let gate = Gate::load(vec![], false);
-        assert_eq!(gate.check("bob@x", None), Verdict::Allow);
+        assert_eq!(gate.check("bob@x", None, NOW), Verdict::Allow);
         let gate = Gate::load(vec![], true);
-        assert_eq!(gate.check("bob@x", Some("d9")), Verdict::BlockUnknown);
+        assert_eq!(gate.check("bob@x", Some("d9"), NOW), Verdict::BlockUnknown);
     }
 
     #[test]
@@ -308,7 +358,7 @@ mod tests {
         let mut v = verdict("d1", "alice@x", (1, 1), Access::Block);
         v.enforced = false;
         gate.apply(v);
-        assert_eq!(gate.check("alice@x", None), Verdict::Allow);
+        assert_eq!(gate.check("alice@x", None, NOW), Verdict::Allow);
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn event<'a>(id: &'a str, revocations: &'a [(Provider, &'a str)]) -> NewEvent<'a
         dry_run: false,
         decision: r#"{"outcome":"revoke"}"#,
         revocations,
+        due_ms: None,
         device: None,
     }
 }
@@ -75,7 +76,7 @@ fn migrations_create_the_schema_and_set_user_version() {
     let (_dir, path) = temp();
     drop(open(&path));
     assert_eq!(user_version(&path), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     let conn = raw(&path);
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -99,6 +100,9 @@ fn migrations_create_the_schema_and_set_user_version() {
     conn.execute(insert, ["done"]).unwrap();
     conn.execute(insert, ["pending"]).unwrap();
     assert!(conn.execute(insert, ["pending"]).is_err());
+    assert!(conn.execute(insert, ["paused"]).is_err());
+    // A scheduled task has a due time; a cancelled one, the event that cancelled it.
+    assert!(conn.execute(insert, ["scheduled"]).is_err());
     assert!(conn.execute(insert, ["cancelled"]).is_err());
 }
 
@@ -119,20 +123,67 @@ fn reopening_keeps_data_and_does_not_rerun_migrations() {
     assert_eq!(user_version(&path), SCHEMA_VERSION);
 }
 
+/// A journal as srs wrote it at schema version 2, with a little data.
+const JOURNAL_V2: &str = include_str!("fixtures/journal-v2.sql");
+
 #[test]
 fn a_version_1_journal_is_migrated_in_place() {
     let (_dir, path) = temp();
-    let j = open(&path);
-    new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
-    drop(j);
     // What `srs run` before the gate left: no devices table, version 1.
     raw(&path)
-        .execute_batch("DROP TABLE devices; PRAGMA user_version = 1;")
+        .execute_batch(&format!(
+            "{JOURNAL_V2}; DROP TABLE devices; PRAGMA user_version = 1;"
+        ))
         .unwrap();
     let j = open(&path);
     assert_eq!(user_version(&path), SCHEMA_VERSION);
-    assert_eq!(j.pending_tasks().unwrap().len(), 2);
+    assert_eq!(j.pending_tasks().unwrap().len(), 1);
     assert!(j.devices().unwrap().is_empty());
+}
+
+#[test]
+fn a_version_2_journal_is_migrated_in_place_keeping_every_row() {
+    let (_dir, path) = temp();
+    raw(&path).execute_batch(JOURNAL_V2).unwrap();
+    let j = open(&path);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    let status = j.status().unwrap();
+    assert_eq!((status.events, status.dry_run_events), (2, 1));
+    assert_eq!(
+        status.tasks,
+        TaskCounts {
+            pending: 1,
+            failed: 1,
+            ..TaskCounts::default()
+        }
+    );
+    assert_eq!(status.pending[0].events, ["e1"]);
+    assert_eq!(status.failed[0].provider_code.as_deref(), Some("notFound"));
+    // Arrival order (rowid) survives the rebuild of `events`: the device's seq
+    // still names its event's place.
+    let conn = raw(&path);
+    let rowid: i64 = conn
+        .query_row("SELECT rowid FROM events WHERE id = 'e2'", [], |r| r.get(0))
+        .unwrap();
+    let devices = j.devices().unwrap();
+    assert_eq!(
+        (devices[0].event_id.as_str(), devices[0].seq),
+        ("e2", rowid)
+    );
+    assert_eq!(devices[0].due_ms, None);
+    let attempts: i64 = conn
+        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(attempts, 2);
+    // Foreign keys hold on the rebuilt tables, and new events journal as before.
+    assert!(
+        j.record_event(&event("e9", &[(O365, "x@example.com")]))
+            .is_ok()
+    );
+    let broken: Option<String> = conn
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .ok();
+    assert_eq!(broken, None);
 }
 
 #[test]
@@ -151,7 +202,10 @@ fn a_newer_schema_is_refused() {
     let message = err.to_string();
     assert!(message.starts_with("the journal "), "{message}");
     assert!(
-        message.ends_with("was written by a newer srs (schema version 3, this srs knows up to 2)"),
+        message.ends_with(&format!(
+            "was written by a newer srs (schema version {}, this srs knows up to {SCHEMA_VERSION})",
+            SCHEMA_VERSION + 1
+        )),
         "{message}"
     );
     // Refusing left the file alone.
@@ -315,9 +369,8 @@ fn a_failed_attempt_ends_the_task_and_shows_in_status() {
     assert_eq!(
         status.tasks,
         TaskCounts {
-            pending: 0,
-            done: 0,
-            failed: 1
+            failed: 1,
+            ..TaskCounts::default()
         }
     );
     assert_eq!(status.failed.len(), 1);
@@ -558,7 +611,8 @@ fn status_counts_tasks_by_state() {
         TaskCounts {
             pending: 2,
             done: 1,
-            failed: 1
+            failed: 1,
+            ..TaskCounts::default()
         }
     );
     assert_eq!(status.failed.len(), 1);
@@ -600,6 +654,215 @@ fn on_device<'a>(e: NewEvent<'a>, device: &'a str, time_ms: i64, access: Access)
         }),
         ..e
     }
+}
+
+/// A `grace` decision for device `device` at `time_ms`, due at `due_ms`.
+fn grace<'a>(
+    id: &'a str,
+    device: &'a str,
+    time_ms: i64,
+    due_ms: i64,
+    revocations: &'a [(Provider, &'a str)],
+) -> NewEvent<'a> {
+    NewEvent {
+        outcome: Outcome::Grace,
+        due_ms: Some(due_ms),
+        ..on_device(event(id, revocations), device, time_ms, Access::Allow)
+    }
+}
+
+fn compliant<'a>(id: &'a str, device: &'a str, time_ms: i64) -> NewEvent<'a> {
+    NewEvent {
+        outcome: Outcome::NoAction,
+        ..on_device(event(id, &[]), device, time_ms, Access::Allow)
+    }
+}
+
+fn recorded_parts(recorded: Recorded) -> (Vec<TaskRef>, Vec<TaskRef>, u64) {
+    match recorded {
+        Recorded::New {
+            tasks,
+            scheduled,
+            cancelled,
+            ..
+        } => (tasks, scheduled, cancelled),
+        Recorded::Duplicate => panic!("expected a new event, got a duplicate"),
+    }
+}
+
+#[test]
+fn a_grace_decision_schedules_its_revocations_until_due() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    let (now, scheduled, _) = recorded_parts(
+        j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
+            .unwrap(),
+    );
+    assert!(now.is_empty());
+    assert_eq!(scheduled.len(), 2);
+    assert!(j.pending_tasks().unwrap().is_empty());
+    assert_eq!(j.next_due().unwrap(), Some(5_000));
+    let status = j.status().unwrap();
+    assert_eq!(status.tasks.scheduled, 2);
+    assert_eq!(status.scheduled[0].due_ms, 5_000);
+    assert_eq!(status.scheduled[0].device_id.as_deref(), Some("d1"));
+    assert_eq!(status.scheduled[0].events, ["g1"]);
+    assert_eq!(j.devices().unwrap()[0].due_ms, Some(5_000));
+    // Not before due; at due, pending and returned once each.
+    assert!(j.promote_due(4_999).unwrap().is_empty());
+    let due = j.promote_due(5_000).unwrap();
+    assert_eq!(due, scheduled);
+    assert!(j.promote_due(9_000).unwrap().is_empty());
+    assert_eq!(j.next_due().unwrap(), None);
+    assert_eq!(j.pending_tasks().unwrap().len(), 2);
+    // An attempt on a scheduled task is refused: it waits for its due.
+    let (_, later, _) = recorded_parts(
+        j.record_event(&grace("g2", "d2", 100, 8_000, ALICE_O365))
+            .unwrap(),
+    );
+    assert!(matches!(
+        j.record_attempt(later[0].id, &attempt(AttemptResult::Done)),
+        Err(JournalError::NotPending {
+            state: TaskState::Scheduled,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_later_compliant_event_cancels_the_schedule_and_a_late_older_one_does_not() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    let (_, scheduled, _) = recorded_parts(
+        j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
+            .unwrap(),
+    );
+    // Happened before the grace decision: changes nothing.
+    let (_, _, cancelled) = recorded_parts(j.record_event(&compliant("c0", "d1", 50)).unwrap());
+    assert_eq!(cancelled, 0);
+    // Another device of the same user: its own business.
+    let (_, _, cancelled) = recorded_parts(j.record_event(&compliant("c9", "d9", 200)).unwrap());
+    assert_eq!(cancelled, 0);
+    let (_, _, cancelled) = recorded_parts(j.record_event(&compliant("c1", "d1", 200)).unwrap());
+    assert_eq!(cancelled, 2);
+    assert!(j.promote_due(10_000).unwrap().is_empty());
+    let status = j.status().unwrap();
+    assert_eq!((status.tasks.scheduled, status.tasks.cancelled), (0, 2));
+    assert_eq!(j.devices().unwrap()[0].due_ms, None);
+    let conn_state = |id| j.task_state(id).unwrap();
+    assert_eq!(conn_state(scheduled[0].id), Some(TaskState::Cancelled));
+}
+
+#[test]
+fn a_later_grace_keeps_the_earlier_due_and_a_late_grace_schedules_nothing() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    let (_, first, _) = recorded_parts(
+        j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
+            .unwrap(),
+    );
+    let (_, second, _) = recorded_parts(
+        j.record_event(&grace("g2", "d1", 200, 6_000, ALICE))
+            .unwrap(),
+    );
+    assert_eq!(first, second);
+    assert_eq!(j.next_due().unwrap(), Some(5_000));
+    assert_eq!(j.devices().unwrap()[0].due_ms, Some(5_000));
+    assert_eq!(j.status().unwrap().scheduled[0].events, ["g1", "g2"]);
+    // Older than the device's latest decision: journaled, schedules nothing.
+    let (_, late, _) = recorded_parts(
+        j.record_event(&grace("g0", "d1", 50, 1_000, ALICE))
+            .unwrap(),
+    );
+    assert!(late.is_empty());
+    assert_eq!(j.next_due().unwrap(), Some(5_000));
+    // After a compliant event the clock starts again.
+    j.record_event(&compliant("c1", "d1", 300)).unwrap();
+    let (_, third, _) = recorded_parts(
+        j.record_event(&grace("g3", "d1", 400, 9_000, ALICE))
+            .unwrap(),
+    );
+    assert_ne!(third, first);
+    assert_eq!(j.next_due().unwrap(), Some(9_000));
+}
+
+#[test]
+fn a_later_revoke_makes_the_schedule_due_at_once_joining_pending_tasks() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    // A pending Office 365 task for alice exists already (another device).
+    let pending = new_tasks(j.record_event(&event("r0", ALICE_O365)).unwrap());
+    let (_, scheduled, _) = recorded_parts(
+        j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
+            .unwrap(),
+    );
+    let revoke = on_device(event("r1", ALICE), "d1", 200, Access::Block);
+    let (now, _, _) = recorded_parts(j.record_event(&revoke).unwrap());
+    // The Office 365 revocation joined the pending task; Google's became pending.
+    let ids: HashSet<i64> = now.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), 2, "{now:?}");
+    assert!(ids.contains(&pending[0].id));
+    assert!(ids.contains(&scheduled[1].id));
+    assert_eq!(j.next_due().unwrap(), None);
+    let status = j.status().unwrap();
+    assert_eq!((status.tasks.scheduled, status.tasks.pending), (0, 2));
+    let o365 = status
+        .pending
+        .iter()
+        .find(|t| t.id == pending[0].id)
+        .unwrap();
+    assert_eq!(o365.events, ["r0", "g1", "r1"]);
+}
+
+#[test]
+fn due_tasks_join_a_pending_task_for_the_same_revocation() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    recorded_parts(
+        j.record_event(&grace("g1", "d1", 100, 5_000, ALICE_O365))
+            .unwrap(),
+    );
+    recorded_parts(
+        j.record_event(&grace("g2", "d2", 100, 6_000, ALICE_O365))
+            .unwrap(),
+    );
+    let pending = new_tasks(j.record_event(&event("r0", ALICE_O365)).unwrap());
+    let due = j.promote_due(7_000).unwrap();
+    assert_eq!(due, pending);
+    let tasks = j.pending_tasks().unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].events, ["r0", "g1", "g2"]);
+}
+
+#[test]
+fn report_only_and_dry_run_grace_decisions_schedule_nothing() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    let report_only = NewEvent {
+        enforced: false,
+        ..grace("g1", "d1", 100, 5_000, ALICE)
+    };
+    assert!(
+        recorded_parts(j.record_event(&report_only).unwrap())
+            .1
+            .is_empty()
+    );
+    assert!(
+        recorded_parts(
+            j.record_event(&dry(grace("g2", "d2", 100, 5_000, ALICE)))
+                .unwrap()
+        )
+        .1
+        .is_empty()
+    );
+    assert_eq!(j.next_due().unwrap(), None);
+}
+
+#[test]
+fn the_schedule_survives_reopening() {
+    let (_dir, path) = temp();
+    {
+        let j = open(&path);
+        j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
+            .unwrap();
+    }
+    let j = open(&path);
+    assert_eq!(j.next_due().unwrap(), Some(5_000));
+    assert_eq!(j.promote_due(5_000).unwrap().len(), 2);
 }
 
 #[test]

@@ -46,4 +46,4 @@ pub use model::{
     Mode, Policy, Provider, Tier, Uem, UnknownAction, User, Violation,
 };
 pub use names::UnknownName;
-pub use time::unix_ms;
+pub use time::{format_utc, unix_ms};

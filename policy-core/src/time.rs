@@ -101,7 +101,12 @@ pub fn unix_ms(s: &str) -> Option<i64> {
 /// leap second read as the second before it. `None` when `time` is not RFC
 /// 3339 or the result is not in years 0000 to 9999.
 pub fn after(time: &str, seconds: u32) -> Option<String> {
-    let at = unix_ms(time)?.div_euclid(1000) + i64::from(seconds);
+    format_utc(unix_ms(time)?.div_euclid(1000) + i64::from(seconds))
+}
+
+/// An instant in seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`;
+/// `None` outside years 0000 to 9999.
+pub fn format_utc(at: i64) -> Option<String> {
     let (days, second) = (at.div_euclid(86_400), at.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {

@@ -38,14 +38,16 @@ pub(super) fn run(
     };
     let journal = SqliteJournal::open(state, Durability::Full)?;
     // Which providers will be called: the policy's when it is enforced, and
-    // those of tasks an earlier run left pending. Credentials are read for
-    // those only, so a report_only policy needs none.
-    let resume = if dry_run {
-        Vec::new()
+    // those of tasks an earlier run left pending or scheduled. Credentials
+    // are read for those only, so a report_only policy needs none.
+    let (resume, scheduled) = if dry_run {
+        (Vec::new(), Vec::new())
     } else {
-        journal.pending_tasks()?
+        (journal.pending_tasks()?, journal.status()?.scheduled)
     };
-    let needed = called(&summary, dry_run).chain(resume.iter().map(|t| t.provider));
+    let needed = called(&summary, dry_run)
+        .chain(resume.iter().map(|t| t.provider))
+        .chain(scheduled.iter().map(|t| t.provider));
     let clients = Clients::for_providers(&config, needed)
         .with_context(|| format!("host config {}", config_path.display()))?;
     let input: Box<dyn std::io::BufRead + Send> = match events {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use crate::journal::{Durability, Journal, SqliteJournal};
+use crate::revocation::rfc3339;
 
 pub(super) fn status(state: &Path) -> Result<ExitCode> {
     if !state.exists() {
@@ -16,13 +17,15 @@ pub(super) fn status(state: &Path) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{}: {} events ({} from dry runs); revocations: {} done, {} failed, {} pending",
+        "{}: {} events ({} from dry runs); revocations: {} done, {} failed, {} pending, {} scheduled, {} cancelled",
         state.display(),
         status.events,
         status.dry_run_events,
         status.tasks.done,
         status.tasks.failed,
-        status.tasks.pending
+        status.tasks.pending,
+        status.tasks.scheduled,
+        status.tasks.cancelled
     )?;
     for t in &status.failed {
         let error = [
@@ -51,6 +54,17 @@ pub(super) fn status(state: &Path) -> Result<ExitCode> {
             t.provider,
             t.subject,
             t.attempts,
+            t.events.join(",")
+        )?;
+    }
+    for t in &status.scheduled {
+        writeln!(
+            out,
+            "scheduled {} {}  due {}  (device {}; events {})",
+            t.provider,
+            t.subject,
+            rfc3339(t.due_ms),
+            t.device_id.as_deref().unwrap_or("unnamed"),
             t.events.join(",")
         )?;
     }

@@ -8,6 +8,12 @@
 //! - Every provider attempt is recorded: time, HTTP status, srs's error code,
 //!   the provider's error code and message. The API takes no free-form request
 //!   data, so no token or secret can reach the journal through it.
+//! - A `grace` decision (SPEC §10) journals its revocations as tasks
+//!   *scheduled* at `due`, per device: a later decision for the device that
+//!   is its latest by event time cancels them (`no_action`), makes them due
+//!   at once (`revoke`), or keeps the earlier `due` (`grace`).
+//!   [`Journal::promote_due`] turns the scheduled tasks that fell due into
+//!   pending ones, coalesced like any other.
 //! - A `--dry-run` event is journaled without tasks and does not make its id
 //!   "seen" for a real run: the real run replaces the dry-run row.
 //!
@@ -128,18 +134,24 @@ macro_rules! stored_names {
 /// The state of a revocation task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskState {
+    /// Waits for the end of a grace period; becomes pending when due.
+    Scheduled,
     /// Not yet executed, or to be retried.
     Pending,
     /// The provider confirmed the revocation.
     Done,
     /// The provider refused permanently; see the last attempt's error.
     Failed,
+    /// A scheduled task the device's remediation made unnecessary.
+    Cancelled,
 }
 
 stored_names!("task state", TaskState {
+    Scheduled => "scheduled",
     Pending => "pending",
     Done => "done",
     Failed => "failed",
+    Cancelled => "cancelled",
 });
 
 /// What one provider call means for its task.
@@ -186,7 +198,11 @@ pub struct NewEvent<'a> {
     /// The module's decision JSON, kept for audit.
     pub decision: &'a str,
     /// (provider, subject) pairs; tasks are created only when `enforced && !dry_run`.
+    /// For outcome `grace`, the scheduled revocations.
     pub revocations: &'a [(Provider, &'a str)],
+    /// For outcome `grace`: `scheduled.due` (unix ms); the tasks are
+    /// scheduled instead of pending.
+    pub due_ms: Option<i64>,
     /// The device and user the event is about, for the sign-in gate; `None`
     /// leaves the gate's view unchanged.
     pub device: Option<DeviceFacts<'a>>,
@@ -230,6 +246,9 @@ pub struct DeviceRecord {
     pub enforced: bool,
     /// The decision's `access`.
     pub access: Access,
+    /// While its decisions are `grace`: when its grace period ends (unix ms),
+    /// the earliest `due` since the first of them.
+    pub due_ms: Option<i64>,
     /// The module's decision JSON.
     pub decision: String,
 }
@@ -239,9 +258,18 @@ pub struct DeviceRecord {
 pub enum Recorded {
     /// The id was journaled before (or, for a dry run, by any run): nothing to do.
     Duplicate,
-    /// The event is new; these tasks now carry its revocations (a task that
-    /// was already pending keeps its id). `seq` is its arrival order.
-    New { seq: i64, tasks: Vec<TaskRef> },
+    /// The event is new. `seq` is its arrival order.
+    New {
+        seq: i64,
+        /// Pending tasks to execute now: those carrying its revocations (a
+        /// task that was already pending keeps its id), and the device's
+        /// scheduled tasks a `revoke` made due.
+        tasks: Vec<TaskRef>,
+        /// The tasks scheduled for its grace period.
+        scheduled: Vec<TaskRef>,
+        /// How many of the device's scheduled tasks it cancelled.
+        cancelled: u64,
+    },
 }
 
 /// A task an event's revocation was attached to.
@@ -290,12 +318,33 @@ pub struct Attempt<'a> {
 /// Task counts by state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TaskCounts {
+    /// Tasks waiting for a grace period to end.
+    pub scheduled: u64,
     /// Tasks still to execute.
     pub pending: u64,
     /// Tasks the provider confirmed.
     pub done: u64,
     /// Tasks the provider refused permanently.
     pub failed: u64,
+    /// Scheduled tasks a remediated device cancelled.
+    pub cancelled: u64,
+}
+
+/// A task waiting for a grace period to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledTask {
+    /// The task.
+    pub id: TaskId,
+    /// Where the sessions will be revoked.
+    pub provider: Provider,
+    /// The user whose sessions will be revoked.
+    pub subject: String,
+    /// The device whose grace period it ends, if the event named one.
+    pub device_id: Option<String>,
+    /// When it falls due (unix ms).
+    pub due_ms: i64,
+    /// The ids of the events attached.
+    pub events: Vec<String>,
 }
 
 /// A failed task and its last error, for `srs status`.
@@ -336,6 +385,8 @@ pub struct Status {
     pub pending: Vec<Task>,
     /// The failed tasks with their errors, oldest first.
     pub failed: Vec<FailedTask>,
+    /// The scheduled tasks, soonest due first.
+    pub scheduled: Vec<ScheduledTask>,
 }
 
 /// The journal as the rest of srs sees it. Implementations commit each batch
@@ -368,6 +419,15 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
 
     /// Each device's latest decision (dry runs left out): the gate's verdicts.
     fn devices(&self) -> Result<Vec<DeviceRecord>, JournalError>;
+
+    /// When the soonest scheduled task falls due (unix ms), if any.
+    fn next_due(&self) -> Result<Option<i64>, JournalError>;
+
+    /// Makes every scheduled task due at or before `now_ms` pending, in one
+    /// commit: one that meets a pending task for the same (provider,
+    /// subject) joins it (its events attached there). Returns the pending
+    /// tasks to execute, each once.
+    fn promote_due(&self, now_ms: i64) -> Result<Vec<TaskRef>, JournalError>;
 
     /// Journals one event; see [`Journal::record_events`].
     fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {

@@ -206,6 +206,11 @@ pub fn group_commit<T: Send + 'static>(
     tx
 }
 
+/// Unix milliseconds as an RFC 3339 UTC time (seconds), for people.
+pub fn rfc3339(ms: i64) -> String {
+    policy_core::format_utc(ms.div_euclid(1000)).unwrap_or_else(|| format!("{ms} ms"))
+}
+
 /// Milliseconds since the Unix epoch, saturating.
 pub fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)

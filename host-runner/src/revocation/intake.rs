@@ -35,6 +35,7 @@ impl Decided {
             outcome: self.decision.outcome,
             enforced: self.decision.enforced,
             access: self.decision.access,
+            due_ms: due_ms(&self.decision),
             reasons: serde_json::to_value(&self.decision.reasons).unwrap_or_default(),
         })
     }
@@ -107,18 +108,30 @@ pub fn record(
     checked(events.len(), journal.record_events(&events)?)
 }
 
-/// Each decision's (provider, subject) pairs.
+/// Each decision's (provider, subject) pairs: its revocations, or for
+/// outcome `grace` the scheduled ones.
 fn pairs(decided: &[Decided]) -> Vec<Vec<(Provider, &str)>> {
     decided
         .iter()
         .map(|d| {
-            d.decision
-                .revocations
-                .iter()
+            let decision = &d.decision;
+            let list = match &decision.scheduled {
+                Some(scheduled) => &scheduled.revocations,
+                None => &decision.revocations,
+            };
+            list.iter()
                 .map(|r| (r.provider, r.subject.as_str()))
                 .collect()
         })
         .collect()
+}
+
+/// When a `grace` decision's revocations fall due (unix ms).
+pub fn due_ms(decision: &Decision) -> Option<i64> {
+    decision
+        .scheduled
+        .as_ref()
+        .and_then(|s| policy_core::unix_ms(&s.due))
 }
 
 fn new_events<'a>(
@@ -138,6 +151,7 @@ fn new_events<'a>(
             dry_run,
             decision: &d.answer,
             revocations: pairs,
+            due_ms: due_ms(&d.decision),
             device: d
                 .facts
                 .as_ref()

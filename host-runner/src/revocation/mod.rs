@@ -15,6 +15,6 @@ pub mod intake;
 pub mod retry;
 mod runner;
 
-pub use execute::{AttemptWriter, TaskEnd, execute, unix_ms};
+pub use execute::{AttemptWriter, TaskEnd, execute, rfc3339, unix_ms};
 pub use executor::{Ended, Executor, ProviderObserver};
 pub use runner::{RunOptions, Summary, run};

@@ -8,7 +8,7 @@
 //! of its provider calls start; every attempt is committed as it ends; on
 //! start, the journal's pending tasks are resumed first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -55,11 +55,15 @@ pub struct Summary {
     pub failed: u64,
     pub pending: u64,
     pub resumed: u64,
+    /// Tasks this run scheduled for a grace period that are not yet due.
+    pub scheduled: u64,
+    /// Scheduled tasks this run's events cancelled.
+    pub cancelled: u64,
 }
 
 impl Summary {
     /// True when something needs a person: a bad line, a failed or an
-    /// unfinished revocation.
+    /// unfinished revocation. A revocation scheduled for later is neither.
     pub fn needs_attention(&self) -> bool {
         self.bad_lines > 0 || self.failed > 0 || self.pending > 0
     }
@@ -69,15 +73,18 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} events: {} revoke, {} no action, {} unsupported, {} duplicate; revocations: {} done, {} failed, {} pending",
+            "{} events: {} revoke, {} grace, {} no action, {} unsupported, {} duplicate; revocations: {} done, {} failed, {} pending, {} scheduled, {} cancelled",
             self.events,
             self.revoke,
+            self.grace,
             self.no_action,
             self.unsupported,
             self.duplicates,
             self.done,
             self.failed,
-            self.pending
+            self.pending,
+            self.scheduled,
+            self.cancelled
         )?;
         if self.resumed > 0 {
             write!(f, " ({} resumed from an earlier run)", self.resumed)?;
@@ -109,6 +116,8 @@ struct Run<'w, 'p> {
     rows: VecDeque<Row>,
     running: HashMap<TaskId, TaskInfo>,
     settled: HashMap<TaskId, (TaskInfo, TaskEnd)>,
+    /// Tasks this run scheduled that have not fallen due.
+    scheduled: HashSet<TaskId>,
     done_tx: mpsc::UnboundedSender<Ended>,
     out: Box<dyn Write>,
     progress: ProgressBar,
@@ -150,6 +159,7 @@ pub fn run(
         rows: VecDeque::new(),
         running: HashMap::new(),
         settled: HashMap::new(),
+        scheduled: HashSet::new(),
         done_tx,
         out,
         progress,
@@ -168,6 +178,7 @@ impl Run<'_, '_> {
     ) -> Result<()> {
         let pending = std::mem::take(&mut self.options.resume);
         self.resume(pending)?;
+        self.start_due().await?;
         let mut lines = read_lines(input);
         let mut input_open = true;
         loop {
@@ -184,6 +195,7 @@ impl Run<'_, '_> {
                         batch.push(next);
                     }
                     self.decide(batch).await?;
+                    self.start_due().await?;
                 }
                 Some(ended) = done_rx.recv(), if !self.running.is_empty() => {
                     self.settle(ended.task, ended.end?)?;
@@ -213,6 +225,32 @@ impl Run<'_, '_> {
                 tail: String::new(),
             });
             self.start(task.id, task.provider, task.subject)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the scheduled tasks whose grace period has ended (none in a dry run).
+    async fn start_due(&mut self) -> Result<()> {
+        if self.options.dry_run {
+            return Ok(());
+        }
+        let journal = self.journal.clone();
+        let now = unix_ms(SystemTime::now());
+        let due = blocking(move || Ok(journal.promote_due(now)?)).await?;
+        for task in due {
+            self.summary.scheduled = self
+                .summary
+                .scheduled
+                .saturating_sub(u64::from(self.scheduled.remove(&task.id)));
+            if self.running.contains_key(&task.id) {
+                continue;
+            }
+            self.rows.push_back(Row {
+                head: format!("due       task {}", task.id),
+                tasks: vec![task.id],
+                tail: String::new(),
+            });
+            self.restart(task.id, task.provider, task.subject)?;
         }
         Ok(())
     }
@@ -285,7 +323,20 @@ impl Run<'_, '_> {
                 });
                 return Ok(());
             }
-            Recorded::New { tasks, .. } => tasks,
+            Recorded::New {
+                tasks,
+                scheduled,
+                cancelled,
+                ..
+            } => {
+                self.summary.cancelled += cancelled;
+                for task in scheduled {
+                    if self.scheduled.insert(task.id) {
+                        self.summary.scheduled += 1;
+                    }
+                }
+                tasks
+            }
         };
         self.summary.events += 1;
         match decision.outcome {
@@ -297,15 +348,25 @@ impl Run<'_, '_> {
         let why = reasons(decision);
         let executes = decision.enforced && !self.options.dry_run;
         let head = format!("line {line:<5} {id}  {:<9}", decision.outcome.as_str());
-        if decision.outcome != Outcome::Revoke || !executes {
-            let note = match (decision.outcome, decision.enforced) {
-                (Outcome::Revoke, false) => {
-                    format!("  would revoke {} (report_only)", targets(decision))
+        if tasks.is_empty() {
+            let why_not = match (decision.enforced, self.options.dry_run) {
+                (false, _) => " (report_only)",
+                (true, true) => " (dry run)",
+                (true, false) => "",
+            };
+            let note = match (&decision.scheduled, decision.outcome) {
+                (Some(s), _) if executes => {
+                    format!("  scheduled for {}: {}", s.due, targets(&s.revocations))
                 }
-                (Outcome::Revoke, true) => {
-                    format!("  would revoke {} (dry run)", targets(decision))
+                (Some(s), _) => format!(
+                    "  would schedule for {}: {}{why_not}",
+                    s.due,
+                    targets(&s.revocations)
+                ),
+                (None, Outcome::Revoke) => {
+                    format!("  would revoke {}{why_not}", targets(&decision.revocations))
                 }
-                _ => String::new(),
+                (None, _) => String::new(),
             };
             self.rows.push_back(Row {
                 head: format!("{head}{note}"),
@@ -317,15 +378,12 @@ impl Run<'_, '_> {
         let mut ids = Vec::with_capacity(tasks.len());
         for task in tasks {
             ids.push(task.id);
-            // A coalesced task is already running, unless it was left pending
-            // earlier in this run: then it gets another go.
+            self.summary.scheduled = self
+                .summary
+                .scheduled
+                .saturating_sub(u64::from(self.scheduled.remove(&task.id)));
             if !self.running.contains_key(&task.id) {
-                if let Some((_, end)) = self.settled.remove(&task.id)
-                    && end.state == TaskState::Pending
-                {
-                    self.summary.pending -= 1;
-                }
-                self.start(task.id, task.provider, task.subject)?;
+                self.restart(task.id, task.provider, task.subject)?;
             }
         }
         self.rows.push_back(Row {
@@ -334,6 +392,17 @@ impl Run<'_, '_> {
             tail: why,
         });
         Ok(())
+    }
+
+    /// Starts a task that is not running: a coalesced task left pending
+    /// earlier in this run gets another go.
+    fn restart(&mut self, id: TaskId, provider: Provider, subject: String) -> Result<()> {
+        if let Some((_, end)) = self.settled.remove(&id)
+            && end.state == TaskState::Pending
+        {
+            self.summary.pending -= 1;
+        }
+        self.start(id, provider, subject)
     }
 
     /// Spawns the execution of one task.
@@ -352,7 +421,11 @@ impl Run<'_, '_> {
         match end.state {
             TaskState::Done => self.summary.done += 1,
             TaskState::Failed => self.summary.failed += 1,
-            TaskState::Pending => self.summary.pending += 1,
+            // An execution ends done, failed or pending; the journal refuses
+            // attempts on a task in any other state, which ends as it is.
+            TaskState::Pending | TaskState::Scheduled | TaskState::Cancelled => {
+                self.summary.pending += 1;
+            }
         }
         self.settled.insert(task, (info, end));
         Ok(())
@@ -449,9 +522,8 @@ fn reasons(decision: &Decision) -> String {
         .join("; ")
 }
 
-fn targets(decision: &Decision) -> String {
-    decision
-        .revocations
+fn targets(revocations: &[policy_core::Revocation]) -> String {
+    revocations
         .iter()
         .map(|r| format!("{} {}", r.provider, r.subject))
         .collect::<Vec<_>>()

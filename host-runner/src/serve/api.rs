@@ -25,7 +25,7 @@ use crate::gate::{DeviceVerdict, Gate, Verdict};
 use crate::journal::{Journal, Recorded, Task, TaskId};
 use crate::revocation::intake::Checked;
 use crate::revocation::intake::{Decided, EventWriter};
-use crate::revocation::{Ended, Executor, unix_ms};
+use crate::revocation::{Ended, Executor, rfc3339, unix_ms};
 
 /// The bearer tokens, read from the environment at start.
 #[derive(Debug, Default)]
@@ -43,6 +43,8 @@ pub struct Service {
     /// Group commit of pushed events.
     pub events: EventWriter,
     pub gate: RwLock<Gate>,
+    /// Woken when events scheduled revocations, so the timer looks again.
+    pub schedule: tokio::sync::Notify,
     pub executor: Executor,
     pub done: mpsc::UnboundedSender<Ended>,
     pub metrics: Arc<Metrics>,
@@ -287,6 +289,12 @@ async fn accept(
             }
         }
     }
+    if recorded
+        .iter()
+        .any(|r| matches!(r, Recorded::New { scheduled, .. } if !scheduled.is_empty()))
+    {
+        service.schedule.notify_one();
+    }
     for ((d, r), slot) in decided.iter().zip(recorded).zip(slots) {
         let line = match r {
             Recorded::Duplicate => {
@@ -363,7 +371,7 @@ async fn check(State(service): Shared, headers: HeaderMap) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
     let gate = service.gate();
-    match gate.check(user, device) {
+    match gate.check(user, device, unix_ms(SystemTime::now())) {
         Verdict::Allow => {
             service.metrics.check("allow");
             StatusCode::NO_CONTENT.into_response()
@@ -377,6 +385,10 @@ async fn check(State(service): Shared, headers: HeaderMap) -> Response {
                 "outcome": verdict.outcome,
                 "reasons": verdict.reasons,
             });
+            let mut body = body;
+            if let Some(due) = verdict.due_ms {
+                body["due"] = json!(rfc3339(due));
+            }
             blocked(&body)
         }
         Verdict::BlockUnknown => {
@@ -425,7 +437,7 @@ fn ascii_json(text: &str) -> String {
     out
 }
 
-fn device_json(d: &DeviceVerdict) -> Value {
+fn device_json(d: &DeviceVerdict, now_ms: i64) -> Value {
     json!({
         "device": d.device_id,
         "user": {"upn": d.upn, "email": d.email},
@@ -434,7 +446,8 @@ fn device_json(d: &DeviceVerdict) -> Value {
         "outcome": d.outcome,
         "enforced": d.enforced,
         "access": d.access,
-        "verdict": if d.blocks() { "block" } else { "allow" },
+        "due": d.due_ms.map(rfc3339),
+        "verdict": if d.blocks(now_ms) { "block" } else { "allow" },
         "reasons": d.reasons,
     })
 }
@@ -443,7 +456,7 @@ fn device_json(d: &DeviceVerdict) -> Value {
 async fn device(State(service): Shared, Path(id): Path<String>) -> Response {
     let gate = service.gate();
     match gate.device(&id) {
-        Some(d) => axum::Json(device_json(d)).into_response(),
+        Some(d) => axum::Json(device_json(d, unix_ms(SystemTime::now()))).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -456,14 +469,15 @@ async fn device(State(service): Shared, Path(id): Path<String>) -> Response {
 /// `GET /v1/users/{subject}`: the user's devices and the gate's verdict.
 async fn user(State(service): Shared, Path(subject): Path<String>) -> Response {
     let gate = service.gate();
-    let verdict = match gate.check(&subject, None) {
+    let now = unix_ms(SystemTime::now());
+    let verdict = match gate.check(&subject, None, now) {
         Verdict::Allow => "allow",
         Verdict::Block(_) | Verdict::BlockUnknown => "block",
     };
     let devices: Vec<Value> = gate
         .user_devices(&subject)
         .into_iter()
-        .map(device_json)
+        .map(|d| device_json(d, now))
         .collect();
     axum::Json(json!({"user": subject.to_lowercase(), "verdict": verdict, "devices": devices}))
         .into_response()
@@ -532,9 +546,18 @@ async fn status(State(service): Shared) -> Response {
         "policy": {"generation": policy.generation, "summary": policy.summary},
         "events": status.events,
         "dry_run_events": status.dry_run_events,
-        "tasks": {"pending": status.tasks.pending, "done": status.tasks.done, "failed": status.tasks.failed},
+        "tasks": {
+            "scheduled": status.tasks.scheduled, "pending": status.tasks.pending,
+            "done": status.tasks.done, "failed": status.tasks.failed,
+            "cancelled": status.tasks.cancelled,
+        },
         "executing": service.executor.running(),
         "pending": status.pending.iter().map(task).collect::<Vec<_>>(),
+        "scheduled": status.scheduled.iter().map(|t| json!({
+            "id": t.id, "provider": t.provider, "subject": t.subject,
+            "device": t.device_id, "due": rfc3339(t.due_ms), "due_ms": t.due_ms,
+            "events": t.events,
+        })).collect::<Vec<_>>(),
         "failed": status.failed.iter().map(|t| json!({
             "id": t.id, "provider": t.provider, "subject": t.subject,
             "http_status": t.http_status, "error_code": t.error_code,
@@ -548,15 +571,14 @@ async fn status(State(service): Shared) -> Response {
 /// `GET /metrics`.
 async fn metrics(State(service): Shared) -> Response {
     let journal = service.journal.clone();
-    let pending = tokio::task::spawn_blocking(move || journal.task_counts())
+    let tasks = tokio::task::spawn_blocking(move || journal.task_counts())
         .await
         .ok()
         .and_then(Result::ok)
-        .map(|c| c.pending)
         .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        service.metrics.render(pending),
+        service.metrics.render(tasks),
     )
         .into_response()
 }

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::journal::TaskState;
+use crate::journal::{TaskCounts, TaskState};
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -27,6 +27,7 @@ pub struct Metrics {
     decision_seconds: Histogram,
     call_seconds: Family<Labels, Histogram>,
     pending: Gauge,
+    scheduled: Gauge,
     policy_generation: Gauge,
 }
 
@@ -89,6 +90,12 @@ impl Metrics {
             "Revocation tasks pending in the journal",
             pending.clone(),
         );
+        let scheduled = Gauge::default();
+        registry.register(
+            "tasks_scheduled",
+            "Revocation tasks waiting in the journal for a grace period to end",
+            scheduled.clone(),
+        );
         let policy_generation = Gauge::default();
         registry.register(
             "policy_generation",
@@ -105,6 +112,7 @@ impl Metrics {
             decision_seconds,
             call_seconds,
             pending,
+            scheduled,
             policy_generation,
         }
     }
@@ -156,9 +164,11 @@ impl Metrics {
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
 
-    /// The exposition, with the pending count read just now.
-    pub fn render(&self, pending: u64) -> String {
-        self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    /// The exposition, with the task counts read just now.
+    pub fn render(&self, tasks: TaskCounts) -> String {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.pending.set(gauge(tasks.pending));
+        self.scheduled.set(gauge(tasks.scheduled));
         let mut text = String::new();
         if encode(&mut text, &self.registry).is_err() {
             text.clear();

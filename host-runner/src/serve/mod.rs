@@ -16,7 +16,7 @@ mod pool;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use axum::http::HeaderName;
@@ -32,10 +32,10 @@ pub use pool::check_policy;
 
 use crate::config::{HostConfig, Secret, Unknown};
 use crate::gate::Gate;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalError};
 use crate::providers::Clients;
 use crate::revocation::intake::EventWriter;
-use crate::revocation::{Ended, Executor};
+use crate::revocation::{Ended, Executor, unix_ms};
 use crate::sandbox::Plugin;
 
 /// What `srs serve` starts with.
@@ -131,6 +131,7 @@ async fn run(options: ServeOptions) -> Result<()> {
         journal: journal.clone(),
         events: EventWriter::start(journal.clone()),
         gate: RwLock::new(gate),
+        schedule: tokio::sync::Notify::new(),
         executor: executor.observing(Arc::new(move |provider, took| {
             observed.call(provider, took);
         })),
@@ -174,6 +175,7 @@ async fn run(options: ServeOptions) -> Result<()> {
             }
         });
     }
+    tokio::spawn(execute_when_due(service.clone()));
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -231,6 +233,48 @@ async fn run(options: ServeOptions) -> Result<()> {
         eprintln!("srs serve: {left} revocations still in flight stay pending in the journal");
     }
     Ok(())
+}
+
+/// The timer of scheduled revocations (SPEC §10): sleeps until the soonest
+/// `due` in the journal, or until an event schedules one, then makes what
+/// fell due pending and executes it. One query per wake-up, not a poll of
+/// every task; it also looks once a minute, in case the clock jumped.
+async fn execute_when_due(service: Arc<api::Service>) {
+    const AT_MOST: Duration = Duration::from_secs(60);
+    loop {
+        let journal = service.journal.clone();
+        let now = unix_ms(SystemTime::now());
+        let step = tokio::task::spawn_blocking(move || {
+            let due = journal.promote_due(now)?;
+            Ok::<_, JournalError>((due, journal.next_due()?))
+        })
+        .await;
+        let wait = match step {
+            Ok(Ok((due, next))) => {
+                for task in due {
+                    if let Err(e) = api::start(&service, task.id, task.provider, task.subject) {
+                        eprintln!("srs serve: cannot start a revocation that fell due: {e:#}");
+                    }
+                }
+                next.map_or(AT_MOST, |next| {
+                    let ms = u64::try_from(next.saturating_sub(now)).unwrap_or(0);
+                    Duration::from_millis(ms).min(AT_MOST)
+                })
+            }
+            Ok(Err(e)) => {
+                eprintln!("srs serve: cannot read scheduled revocations: {e:#}");
+                Duration::from_secs(1)
+            }
+            Err(e) => {
+                eprintln!("srs serve: cannot read scheduled revocations: {e}");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = service.schedule.notified() => {}
+        }
+    }
 }
 
 /// Reads a bearer token from the variable `[serve]` names.
