@@ -678,14 +678,14 @@ fn compliant<'a>(id: &'a str, device: &'a str, time_ms: i64) -> NewEvent<'a> {
     }
 }
 
-fn recorded_parts(recorded: Recorded) -> (Vec<TaskRef>, Vec<TaskRef>, u64) {
+fn recorded_parts(recorded: Recorded) -> (Vec<TaskRef>, Vec<TaskRef>, usize) {
     match recorded {
         Recorded::New {
             tasks,
             scheduled,
             cancelled,
             ..
-        } => (tasks, scheduled, cancelled),
+        } => (tasks, scheduled, cancelled.len()),
         Recorded::Duplicate => panic!("expected a new event, got a duplicate"),
     }
 }

@@ -357,7 +357,9 @@ fn a_retry_after_past_the_deadline_stays_pending_and_resumes() {
     let out = world.run(&[]);
     assert_exit(&out, 0);
     assert!(
-        last_line(&out).contains("1 done, 0 failed, 0 pending (1 resumed from an earlier run)"),
+        last_line(&out).contains(
+            "1 done, 0 failed, 0 pending, 0 scheduled, 0 cancelled (1 resumed from an earlier run)"
+        ),
         "{}",
         last_line(&out)
     );
@@ -378,7 +380,8 @@ fn duplicates_and_coalescing_execute_nothing_twice() {
     let out = world.run(&lines);
     assert_exit(&out, 0);
     assert!(
-        last_line(&out).contains("2 events: 2 revoke, 0 no action, 0 unsupported, 1 duplicate"),
+        last_line(&out)
+            .contains("2 events: 2 revoke, 0 grace, 0 no action, 0 unsupported, 1 duplicate"),
         "{}",
         last_line(&out)
     );
@@ -388,7 +391,8 @@ fn duplicates_and_coalescing_execute_nothing_twice() {
     let out = world.run(&lines);
     assert_exit(&out, 0);
     assert!(
-        last_line(&out).contains("0 events: 0 revoke, 0 no action, 0 unsupported, 3 duplicate")
+        last_line(&out)
+            .contains("0 events: 0 revoke, 0 grace, 0 no action, 0 unsupported, 3 duplicate")
     );
     assert_eq!(world.o365.revoke_requests(), 1);
 }
@@ -782,4 +786,64 @@ fn a_token_answer_without_a_token_or_in_html_fails_that_provider() {
         assert!(!text(&out.stdout).contains(&world.secret));
         assert!(world.status().contains("auth-failed 200"));
     }
+}
+
+/// An event of `user`'s device `device` at `time`, jailbroken or compliant.
+fn event_at(id: &str, user: &str, device: &str, time: &str, jailbroken: bool) -> String {
+    let compliance = if jailbroken {
+        r#"{"compliant":false,"violations":[{"policy":"jailbreak"}]}"#
+    } else {
+        r#"{"compliant":true}"#
+    };
+    format!(
+        r#"{{"id":"{id}","time":"{time}","device":{{"id":"{device}","state":"active"}},"user":{{"upn":"{user}"}},"compliance":{compliance}}}"#
+    )
+}
+
+#[test]
+fn grace_schedules_revocations_executes_those_due_and_cancels_on_compliance() {
+    let world = World::new();
+    let grace = policy("enforce").replacen('{', r#"{"grace_seconds":3600,"#, 1);
+    std::fs::write(world.path("policy.json"), grace).unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let now = policy_core::format_utc(i64::try_from(now).unwrap()).unwrap();
+    let lines = [
+        // Its hour of grace ended long ago: revoked in this run.
+        event_at("e1", "a@example.com", "da", "2026-01-01T00:00:00Z", true),
+        // Its hour has just begun: scheduled, not revoked.
+        event_at("e2", "b@example.com", "db", &now, true),
+        // Scheduled, then compliant again: cancelled.
+        event_at("e3", "c@example.com", "dc", &now, true),
+        event_at("e4", "c@example.com", "dc", &now, false),
+    ];
+    let out = world.run(&lines.map(String::from));
+    // Only scheduled work left: nothing needs a person.
+    assert_exit(&out, 0);
+    let summary = last_line(&out);
+    assert!(
+        summary.contains("4 events: 0 revoke, 3 grace, 1 no action")
+            && summary.contains("2 done, 0 failed, 0 pending, 2 scheduled, 2 cancelled"),
+        "{summary}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("e2  grace      scheduled for "), "{stdout}");
+    assert_eq!(world.o365.applied("a@example.com"), 1);
+    assert_eq!(world.google.applied("a@example.com"), 1);
+    assert_eq!(world.o365.applied_total() + world.google.applied_total(), 2);
+    let status = world.status();
+    assert!(
+        status.contains("revocations: 2 done, 0 failed, 0 pending, 2 scheduled, 2 cancelled"),
+        "{status}"
+    );
+    assert!(
+        status.contains("scheduled office365 b@example.com  due "),
+        "{status}"
+    );
+    // A second run with nothing new leaves the schedule alone.
+    let out = world.run(&[]);
+    assert_exit(&out, 0);
+    assert_eq!(world.o365.applied_total() + world.google.applied_total(), 2);
 }

@@ -65,9 +65,10 @@ pub struct Decision {
     pub revocations: Vec<Revocation>,
     /// With outcome `grace` only: what is revoked at `due` unless a later
     /// event for the device says otherwise.
+    /// Boxed: rare, and it keeps `Answer` small enough to return in a `Result`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", tsify(optional))]
-    pub scheduled: Option<Scheduled>,
+    pub scheduled: Option<Box<Scheduled>>,
     /// Each rule that fired, once, in rule order.
     pub reasons: Vec<Reason>,
 }

@@ -267,8 +267,8 @@ pub enum Recorded {
         tasks: Vec<TaskRef>,
         /// The tasks scheduled for its grace period.
         scheduled: Vec<TaskRef>,
-        /// How many of the device's scheduled tasks it cancelled.
-        cancelled: u64,
+        /// The device's scheduled tasks it cancelled.
+        cancelled: Vec<TaskId>,
     },
 }
 

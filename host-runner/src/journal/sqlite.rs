@@ -495,7 +495,7 @@ fn insert_event(tx: &Transaction<'_>, event: &NewEvent<'_>) -> Result<Recorded, 
     let Some(seq) = seq else {
         return Ok(Recorded::Duplicate);
     };
-    let (mut tasks, mut scheduled, mut cancelled) = (Vec::new(), Vec::new(), 0);
+    let (mut tasks, mut scheduled, mut cancelled) = (Vec::new(), Vec::new(), Vec::new());
     if event.dry_run {
         return Ok(Recorded::New {
             seq,
@@ -661,15 +661,22 @@ fn schedule(
     })
 }
 
-/// Cancels the device's scheduled tasks; returns how many.
-fn cancel(tx: &Transaction<'_>, event: &NewEvent<'_>, device: &str) -> Result<u64, JournalError> {
-    let n = tx
+/// Cancels the device's scheduled tasks; returns their ids.
+fn cancel(
+    tx: &Transaction<'_>,
+    event: &NewEvent<'_>,
+    device: &str,
+) -> Result<Vec<TaskId>, JournalError> {
+    let ids = tx
         .prepare_cached(
             "UPDATE tasks SET state = 'cancelled', cancelled_by = ?2, updated_ms = ?3
-             WHERE device_id = ?1 AND state = 'scheduled'",
+             WHERE device_id = ?1 AND state = 'scheduled' RETURNING id",
         )?
-        .execute(params![device, event.id, event.received_ms])?;
-    Ok(n as u64)
+        .query_map(params![device, event.id, event.received_ms], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
 }
 
 /// Makes the device's scheduled tasks pending now (a `revoke` does not wait).

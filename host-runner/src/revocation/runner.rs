@@ -212,6 +212,7 @@ impl Run<'_, '_> {
             ));
         }
         self.flush_rows()?;
+        self.summary.scheduled = self.scheduled.len() as u64;
         Ok(())
     }
 
@@ -238,10 +239,7 @@ impl Run<'_, '_> {
         let now = unix_ms(SystemTime::now());
         let due = blocking(move || Ok(journal.promote_due(now)?)).await?;
         for task in due {
-            self.summary.scheduled = self
-                .summary
-                .scheduled
-                .saturating_sub(u64::from(self.scheduled.remove(&task.id)));
+            self.scheduled.remove(&task.id);
             if self.running.contains_key(&task.id) {
                 continue;
             }
@@ -329,12 +327,11 @@ impl Run<'_, '_> {
                 cancelled,
                 ..
             } => {
-                self.summary.cancelled += cancelled;
-                for task in scheduled {
-                    if self.scheduled.insert(task.id) {
-                        self.summary.scheduled += 1;
-                    }
+                self.summary.cancelled += cancelled.len() as u64;
+                for task in cancelled {
+                    self.scheduled.remove(&task);
                 }
+                self.scheduled.extend(scheduled.iter().map(|t| t.id));
                 tasks
             }
         };
@@ -378,10 +375,7 @@ impl Run<'_, '_> {
         let mut ids = Vec::with_capacity(tasks.len());
         for task in tasks {
             ids.push(task.id);
-            self.summary.scheduled = self
-                .summary
-                .scheduled
-                .saturating_sub(u64::from(self.scheduled.remove(&task.id)));
+            self.scheduled.remove(&task.id);
             if !self.running.contains_key(&task.id) {
                 self.restart(task.id, task.provider, task.subject)?;
             }

@@ -378,16 +378,16 @@ async fn check(State(service): Shared, headers: HeaderMap) -> Response {
         }
         Verdict::Block(verdict) => {
             service.metrics.check("block");
-            let body = json!({
+            let mut body = json!({
                 "access": "block",
                 "device": verdict.device_id,
                 "event_id": verdict.event_id,
                 "outcome": verdict.outcome,
                 "reasons": verdict.reasons,
             });
-            let mut body = body;
-            if let Some(due) = verdict.due_ms {
-                body["due"] = json!(rfc3339(due));
+            // A grace period that ended: when it did.
+            if let (Some(due), Some(fields)) = (verdict.due_ms, body.as_object_mut()) {
+                fields.insert("due".into(), json!(rfc3339(due)));
             }
             blocked(&body)
         }

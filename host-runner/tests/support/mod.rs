@@ -314,3 +314,23 @@ pub fn wait_until(condition: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// [`policy`] with a grace period of `seconds`.
+pub fn grace_policy(seconds: u32) -> String {
+    let policy = policy(false);
+    let open = policy.trim_end().trim_end_matches('}');
+    format!("{open},\"grace_seconds\":{seconds}}}")
+}
+
+/// The current time as an RFC 3339 UTC string (whole seconds), and as unix ms.
+pub fn now_rfc3339() -> (String, i64) {
+    let ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let seconds = ms.div_euclid(1000);
+    (policy_core::format_utc(seconds).unwrap(), seconds * 1000)
+}
