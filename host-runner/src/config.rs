@@ -31,6 +31,8 @@ pub struct HostConfig {
     pub retry: RetryConfig,
     /// `srs serve` (SPEC §10).
     pub serve: ServeConfig,
+    /// Shared Signals (SPEC §11), if configured.
+    pub ssf: Option<SsfConfig>,
     /// The config file's directory: relative paths in it are read from here.
     pub dir: PathBuf,
 }
@@ -128,6 +130,88 @@ pub struct ServeConfig {
     pub resume_ms: u64,
     /// Sandbox workers deciding events (default: the number of cores).
     pub workers: Option<u64>,
+}
+
+/// `[ssf]`: Shared Signals (SPEC §11). The signing key is read from its file
+/// when `srs serve` starts, and tokens from the variables named here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsfConfig {
+    /// Our `iss`, and the audience transmitters must send to.
+    pub issuer: String,
+    /// The RSA private key signing our SETs (PKCS#8 PEM, 2048 bits or more).
+    pub signing_key_file: PathBuf,
+    /// The `kid` of that key in `/jwks.json`.
+    pub key_id: String,
+    /// The bearer token for the stream-management endpoints; without it they
+    /// are off.
+    pub stream_token_env: Option<String>,
+    /// How far a received SET's `iat` may be in the future, in seconds.
+    #[serde(default = "default_clock_skew_s")]
+    pub max_clock_skew_s: u64,
+    /// Where `session-revoked` SETs are pushed.
+    #[serde(default)]
+    pub receivers: Vec<SsfReceiver>,
+    /// Whose SETs `/v1/ssf/push` accepts.
+    #[serde(default)]
+    pub transmitters: Vec<SsfTransmitter>,
+}
+
+/// `[[ssf.receivers]]`: an RFC 8935 push endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsfReceiver {
+    pub endpoint: String,
+    pub audience: String,
+    /// The variable holding the `Authorization` header value to send, if any.
+    pub authorization_env: Option<String>,
+}
+
+/// `[[ssf.transmitters]]`: a transmitter whose SETs are accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsfTransmitter {
+    pub issuer: String,
+    /// Its public keys (a JWKS), by `kid`.
+    pub jwks_file: PathBuf,
+    /// The action a `not-compliant` `device-compliance-change` carries.
+    #[serde(default = "default_noncompliant_action")]
+    pub noncompliant_action: String,
+}
+
+fn default_clock_skew_s() -> u64 {
+    300
+}
+fn default_noncompliant_action() -> String {
+    "Block".into()
+}
+
+fn check_ssf(s: &SsfConfig) -> Result<()> {
+    within(
+        "ssf",
+        "max_clock_skew_s",
+        s.max_clock_skew_s,
+        bounds::CLOCK_SKEW_S,
+    )?;
+    if s.issuer.is_empty() || s.key_id.is_empty() {
+        bail!("ssf: `issuer` and `key_id` cannot be empty");
+    }
+    for (i, r) in s.receivers.iter().enumerate() {
+        base_url(&format!("ssf.receivers[{i}].endpoint"), &r.endpoint)?;
+        if r.audience.is_empty() {
+            bail!("ssf.receivers[{i}].audience cannot be empty");
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in s.transmitters.iter().enumerate() {
+        if !seen.insert(&t.issuer) {
+            bail!(
+                "ssf.transmitters[{i}]: issuer `{}` is listed twice",
+                t.issuer
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What the gate answers for a user or device it has never seen.
@@ -253,6 +337,8 @@ pub mod bounds {
     pub const RESUME_MS: RangeInclusive<u64> = 10..=86_400_000;
     /// `serve.workers`: 1 to 256 sandbox instances.
     pub const WORKERS: RangeInclusive<u64> = 1..=256;
+    /// `ssf.max_clock_skew_s`: 0 to 1 hour.
+    pub const CLOCK_SKEW_S: RangeInclusive<u64> = 0..=3600;
 }
 
 /// How one provider's calls are bounded.
@@ -292,6 +378,7 @@ struct RawConfig {
     retry: RetryConfig,
     #[serde(default)]
     serve: ServeConfig,
+    ssf: Option<SsfConfig>,
     #[serde(flatten)]
     sections: BTreeMap<String, toml::Table>,
 }
@@ -311,11 +398,14 @@ impl HostConfig {
         let raw: RawConfig = toml::from_str(text)?;
         check_retry(&raw.retry)?;
         check_serve(&raw.serve)?;
+        if let Some(ssf) = &raw.ssf {
+            check_ssf(ssf)?;
+        }
         let mut sections = BTreeMap::new();
         for (name, mut table) in raw.sections {
             let provider: Provider = name.parse().map_err(|_| {
                 anyhow::anyhow!(
-                    "unknown section [{name}]; expected [retry], [serve] or a provider: {}",
+                    "unknown section [{name}]; expected [retry], [serve], [ssf] or a provider: {}",
                     Provider::ALL.map(|p| format!("[{p}]")).join(", ")
                 )
             })?;
@@ -332,6 +422,7 @@ impl HostConfig {
             sections,
             retry: raw.retry,
             serve: raw.serve,
+            ssf: raw.ssf,
             dir,
         })
     }
@@ -487,6 +578,35 @@ mod tests {
         assert!(base_url("f", "http://127.0.0.1:8080").is_ok());
         assert!(base_url("f", "http://graph.microsoft.com").is_err());
         assert!(base_url("f", "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn ssf_is_read_and_checked() {
+        let base =
+            "[ssf]\nissuer = 'https://srs.example'\nsigning_key_file = 'k.pem'\nkey_id = 'k1'\n";
+        let c = parse(&format!(
+            "{base}[[ssf.receivers]]\nendpoint = 'https://rp.example/push'\naudience = 'https://rp.example'\n\
+             [[ssf.transmitters]]\nissuer = 'https://idp.example'\njwks_file = 'idp.json'\n"
+        ))
+        .unwrap();
+        let ssf = c.ssf.unwrap();
+        assert_eq!(ssf.max_clock_skew_s, 300);
+        assert_eq!(ssf.transmitters[0].noncompliant_action, "Block");
+        for (extra, want) in [
+            ("colour = 1\n", "unknown field `colour`"),
+            ("max_clock_skew_s = 3601\n", "max_clock_skew_s"),
+            (
+                "[[ssf.receivers]]\nendpoint = 'http://rp.example/push'\naudience = 'a'\n",
+                "must be https",
+            ),
+            (
+                "[[ssf.transmitters]]\nissuer = 'i'\njwks_file = 'a'\n[[ssf.transmitters]]\nissuer = 'i'\njwks_file = 'b'\n",
+                "listed twice",
+            ),
+        ] {
+            let err = format!("{:#}", parse(&format!("{base}{extra}")).unwrap_err());
+            assert!(err.contains(want), "{extra}: {err}");
+        }
     }
 
     #[test]

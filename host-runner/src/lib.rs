@@ -9,6 +9,7 @@
 //! - [`gate`] — the sign-in gate's view: each device's latest decision, each user's devices.
 //! - [`revocation`] — the executor: classify answers, retry, execute tasks, the `srs run` loop.
 //! - [`serve`] — `srs serve`: the HTTP service (intake, gate, admin API, metrics).
+//! - [`ssf`] — Shared Signals: our signing key, the SETs we push, the ones we accept.
 //! - [`cli`] — the subcommands (`eval`, `test`, `run`, `serve`, `status`) and their exit codes.
 
 #![forbid(unsafe_code)]
@@ -29,6 +30,8 @@ pub mod revocation;
 pub mod sandbox;
 #[cfg(feature = "service")]
 pub mod serve;
+#[cfg(feature = "service")]
+pub mod ssf;
 
 pub use sandbox::{EMBEDDED_MODULE, Limits, Plugin, PluginInstance, SandboxError, Worker};
 

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use host_runner::journal::{
-    Attempt, AttemptResult, DeviceFacts, Durability, Journal, JournalError, NewEvent, Recorded,
-    SCHEMA_VERSION, SqliteJournal, TaskCounts, TaskRef, TaskState,
+    Attempt, AttemptResult, DeviceFacts, Durability, Journal, JournalError, NewDelivery, NewEvent,
+    Recorded, SCHEMA_VERSION, SqliteJournal, TaskCounts, TaskRef, TaskState,
 };
 use policy_core::{Access, Outcome, Provider};
 
@@ -36,6 +36,7 @@ fn event<'a>(id: &'a str, revocations: &'a [(Provider, &'a str)]) -> NewEvent<'a
         revocations,
         due_ms: None,
         device: None,
+        deliveries: &[],
     }
 }
 
@@ -76,7 +77,7 @@ fn migrations_create_the_schema_and_set_user_version() {
     let (_dir, path) = temp();
     drop(open(&path));
     assert_eq!(user_version(&path), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let conn = raw(&path);
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -88,7 +89,15 @@ fn migrations_create_the_schema_and_set_user_version() {
     tables.sort();
     assert_eq!(
         tables,
-        ["attempts", "devices", "events", "task_events", "tasks"]
+        [
+            "attempts",
+            "deliveries",
+            "devices",
+            "events",
+            "streams",
+            "task_events",
+            "tasks"
+        ]
     );
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
@@ -902,4 +911,122 @@ fn a_device_keeps_its_latest_decision_by_event_time_across_reopening() {
     let devices = j.devices().unwrap();
     assert_eq!(devices[0].event_id, "e5");
     assert_eq!(devices[0].access, Access::Allow);
+}
+
+fn announce<'a>(receiver: &'a str, jti: &'a str, device: &'a str) -> NewDelivery<'a> {
+    NewDelivery {
+        receiver,
+        jti,
+        user: "alice@example.com",
+        device_id: device,
+        event_ms: 100,
+        reason: "why",
+    }
+}
+
+#[test]
+fn deliveries_are_journaled_with_their_event_once_per_receiver_and_take_attempts() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    let sets = [announce("rp-a", "j1", "d1"), announce("rp-b", "j2", "d1")];
+    let revoke = NewEvent {
+        deliveries: &sets,
+        ..on_device(event("r1", ALICE), "d1", 100, Access::Block)
+    };
+    j.record_event(&revoke).unwrap();
+    // A duplicate event journals nothing again; report_only journals no SET.
+    j.record_event(&revoke).unwrap();
+    let quiet_sets = [announce("rp-a", "j3", "d2")];
+    let quiet = NewEvent {
+        enforced: false,
+        deliveries: &quiet_sets,
+        ..on_device(event("r2", ALICE), "d2", 100, Access::Block)
+    };
+    j.record_event(&quiet).unwrap();
+    let pending = j.pending_deliveries().unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(
+        (pending[0].receiver.as_str(), pending[0].event_id.as_str()),
+        ("rp-a", "r1")
+    );
+    let refused = Attempt {
+        http_status: Some(400),
+        error_code: Some("refused"),
+        provider_code: Some("invalid_audience"),
+        message: Some("not us"),
+        ..attempt(AttemptResult::Failed)
+    };
+    let states = j
+        .record_delivery_attempts(&[
+            (pending[0].id, attempt(AttemptResult::Retry)),
+            (pending[1].id, refused),
+        ])
+        .unwrap();
+    assert_eq!(states, [TaskState::Pending, TaskState::Failed]);
+    let status = j.status().unwrap();
+    assert_eq!(
+        (status.deliveries.pending, status.deliveries.failed),
+        (1, 1)
+    );
+    assert_eq!(
+        status.failed_deliveries[0].err.as_deref(),
+        Some("invalid_audience")
+    );
+    assert!(matches!(
+        j.record_delivery_attempts(&[(pending[1].id, attempt(AttemptResult::Done))]),
+        Err(JournalError::DeliveryNotPending { .. })
+    ));
+}
+
+#[test]
+fn a_grace_decisions_sets_wait_with_its_revocations() {
+    let j = SqliteJournal::open_in_memory().unwrap();
+    let first = [announce("rp", "j1", "d1")];
+    let second = [announce("rp", "j2", "d1")];
+    j.record_event(&NewEvent {
+        deliveries: &first,
+        ..grace("g1", "d1", 100, 5_000, ALICE)
+    })
+    .unwrap();
+    // A later grace keeps the first SET, due at the earlier time.
+    j.record_event(&NewEvent {
+        deliveries: &second,
+        ..grace("g2", "d1", 200, 9_000, ALICE)
+    })
+    .unwrap();
+    let other = [announce("rp", "j3", "d2")];
+    j.record_event(&NewEvent {
+        deliveries: &other,
+        ..grace("g3", "d2", 100, 5_000, ALICE)
+    })
+    .unwrap();
+    assert!(j.pending_deliveries().unwrap().is_empty());
+    // d2 is fixed: its SET is cancelled with its revocations.
+    j.record_event(&compliant("c2", "d2", 300)).unwrap();
+    j.promote_due(5_000).unwrap();
+    let due = j.pending_deliveries().unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].jti.as_str(), due[0].event_ms), ("j1", 5_000));
+    assert_eq!(j.status().unwrap().deliveries.cancelled, 1);
+}
+
+#[test]
+fn streams_are_kept_replaced_and_deleted() {
+    let (_dir, path) = temp();
+    {
+        let j = open(&path);
+        j.put_stream("s1", r#"{"v":1}"#, 1).unwrap();
+        j.put_stream("s1", r#"{"v":2}"#, 2).unwrap();
+        j.put_stream("s2", r#"{"v":3}"#, 3).unwrap();
+    }
+    let j = open(&path);
+    assert_eq!(
+        j.streams().unwrap(),
+        [
+            ("s1".to_owned(), r#"{"v":2}"#.to_owned()),
+            ("s2".to_owned(), r#"{"v":3}"#.to_owned())
+        ]
+    );
+    assert!(j.delete_stream("s1").unwrap());
+    assert!(!j.delete_stream("s1").unwrap());
+    assert_eq!(j.streams().unwrap().len(), 1);
 }

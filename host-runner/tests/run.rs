@@ -370,8 +370,11 @@ fn a_retry_after_past_the_deadline_stays_pending_and_resumes() {
 #[test]
 fn duplicates_and_coalescing_execute_nothing_twice() {
     let world = World::new();
-    // A slow provider keeps the first task pending while the second event arrives.
+    // Slow providers keep the first tasks pending while the second event
+    // arrives (both: a fast one could finish evt-1's task before evt-2 is
+    // read, and evt-2 would then rightly revoke again).
     world.o365.set_latency(Duration::from_millis(200));
+    world.google.set_latency(Duration::from_millis(200));
     let lines = vec![
         event("evt-1", "alice@example.com"),
         event("evt-2", "alice@example.com"),

@@ -401,6 +401,9 @@ def cmd_receiver(args):
     state = ReceiverState(verifier, script)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
     server.daemon_threads = True
+    if args.audience == "self":
+        # A receiver registered by stream: the transmitter names it by its origin.
+        verifier.audience = "http://127.0.0.1:%d" % server.server_address[1]
 
     def stop(signum, frame):
         raise SystemExit(0)
@@ -525,7 +528,7 @@ def main(argv=None):
     p = sub.add_parser("receiver", help="RFC 8935 push receiver that verifies SETs")
     p.add_argument("--jwks-url", required=True, help="the transmitter's JWKS (http:// or file://)")
     p.add_argument("--issuer", required=True)
-    p.add_argument("--audience", required=True)
+    p.add_argument("--audience", required=True, help="`self`: this receiver's own origin")
     p.add_argument(
         "--respond",
         default="",

@@ -57,6 +57,27 @@ pub(super) fn status(state: &Path) -> Result<ExitCode> {
             t.events.join(",")
         )?;
     }
+    let d = &status.deliveries;
+    if d != &crate::journal::TaskCounts::default() {
+        writeln!(
+            out,
+            "shared signals: {} done, {} failed, {} pending, {} scheduled, {} cancelled",
+            d.done, d.failed, d.pending, d.scheduled, d.cancelled
+        )?;
+    }
+    for f in &status.failed_deliveries {
+        writeln!(
+            out,
+            "failed   SET to {}  {} {}: {}  ({} attempts; event {})",
+            f.receiver,
+            f.http_status
+                .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
+            f.err.as_deref().unwrap_or("no err"),
+            f.message.as_deref().unwrap_or("no description"),
+            f.attempts,
+            f.event_id
+        )?;
+    }
     for t in &status.scheduled {
         writeln!(
             out,

@@ -34,6 +34,9 @@ pub use sqlite::{SCHEMA_VERSION, SqliteJournal};
 /// The id of a revocation task.
 pub type TaskId = i64;
 
+/// The id of a Shared Signals delivery (one SET to one receiver).
+pub type DeliveryId = i64;
+
 /// The longest provider message kept, in bytes; longer ones are cut at a
 /// character boundary ([`crate::clip`]).
 pub const MAX_MESSAGE_BYTES: usize = 1024;
@@ -66,6 +69,12 @@ pub enum JournalError {
     /// An attempt names a task the journal does not hold.
     #[error("task {0} is not in the journal")]
     UnknownTask(TaskId),
+    /// An attempt names a delivery the journal does not hold.
+    #[error("delivery {0} is not in the journal")]
+    UnknownDelivery(DeliveryId),
+    /// An attempt names a delivery that is not pending.
+    #[error("delivery {id} is {state}, not pending: it takes no more attempts")]
+    DeliveryNotPending { id: DeliveryId, state: TaskState },
     /// An attempt names a task that is already done or failed.
     #[error("task {id} is {state}, not pending: it takes no more attempts")]
     NotPending { id: TaskId, state: TaskState },
@@ -206,6 +215,59 @@ pub struct NewEvent<'a> {
     /// The device and user the event is about, for the sign-in gate; `None`
     /// leaves the gate's view unchanged.
     pub device: Option<DeviceFacts<'a>>,
+    /// `session-revoked` SETs to push (SPEC §11), created only when
+    /// `enforced && !dry_run`: pending for a `revoke`, scheduled with the
+    /// revocations for a `grace`.
+    pub deliveries: &'a [NewDelivery<'a>],
+}
+
+/// A `session-revoked` SET to push to one receiver. The SET is signed when
+/// it is sent; the journal keeps what it says, never a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewDelivery<'a> {
+    /// The receiver: a configured endpoint, or `stream:<id>`.
+    pub receiver: &'a str,
+    /// The SET's `jti`: unique, kept across retries.
+    pub jti: &'a str,
+    /// The user (email, else upn).
+    pub user: &'a str,
+    /// The device id.
+    pub device_id: &'a str,
+    /// When the sessions are revoked (unix ms): the event's time, or for a
+    /// `grace` decision its `due`.
+    pub event_ms: i64,
+    /// `reason_admin`, in English.
+    pub reason: &'a str,
+}
+
+/// A delivery to push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub receiver: String,
+    /// The event that decided: the SET's `txn`.
+    pub event_id: String,
+    pub jti: String,
+    pub user: String,
+    pub device_id: String,
+    pub event_ms: i64,
+    pub reason: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// A delivery the receiver refused, with its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedDelivery {
+    pub id: DeliveryId,
+    pub receiver: String,
+    pub event_id: String,
+    pub http_status: Option<u16>,
+    /// The receiver's `err` code (RFC 8935), if it gave one.
+    pub err: Option<String>,
+    /// Its `description`, cut to [`MAX_MESSAGE_BYTES`].
+    pub message: Option<String>,
+    pub attempts: u32,
 }
 
 /// What the sign-in gate keeps of an event (SPEC §10): whose device, when,
@@ -387,6 +449,10 @@ pub struct Status {
     pub failed: Vec<FailedTask>,
     /// The scheduled tasks, soonest due first.
     pub scheduled: Vec<ScheduledTask>,
+    /// Shared Signals deliveries by state.
+    pub deliveries: TaskCounts,
+    /// The deliveries receivers refused.
+    pub failed_deliveries: Vec<FailedDelivery>,
 }
 
 /// The journal as the rest of srs sees it. Implementations commit each batch
@@ -428,6 +494,25 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// subject) joins it (its events attached there). Returns the pending
     /// tasks to execute, each once.
     fn promote_due(&self, now_ms: i64) -> Result<Vec<TaskRef>, JournalError>;
+
+    /// The deliveries to push, oldest first.
+    fn pending_deliveries(&self) -> Result<Vec<Delivery>, JournalError>;
+
+    /// Journals delivery attempts in one commit, returning each delivery's
+    /// new state; refused, recording none, if any is unknown or not pending.
+    fn record_delivery_attempts(
+        &self,
+        attempts: &[(DeliveryId, Attempt<'_>)],
+    ) -> Result<Vec<TaskState>, JournalError>;
+
+    /// The SSF streams receivers registered: (id, configuration JSON).
+    fn streams(&self) -> Result<Vec<(String, String)>, JournalError>;
+
+    /// Creates or replaces a stream's configuration.
+    fn put_stream(&self, id: &str, config: &str, now_ms: i64) -> Result<(), JournalError>;
+
+    /// Deletes a stream; false if there was none.
+    fn delete_stream(&self, id: &str) -> Result<bool, JournalError>;
 
     /// Journals one event; see [`Journal::record_events`].
     fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {

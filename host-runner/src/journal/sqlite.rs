@@ -8,9 +8,9 @@ use policy_core::{Access, Outcome, Provider};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{
-    Attempt, DeviceFacts, DeviceRecord, Durability, FailedTask, Journal, JournalError,
-    MAX_MESSAGE_BYTES, NewEvent, Recorded, ScheduledTask, Status, Task, TaskCounts, TaskId,
-    TaskRef, TaskState,
+    Attempt, Delivery, DeliveryId, DeviceFacts, DeviceRecord, Durability, FailedDelivery,
+    FailedTask, Journal, JournalError, MAX_MESSAGE_BYTES, NewDelivery, NewEvent, Recorded,
+    ScheduledTask, Status, Task, TaskCounts, TaskId, TaskRef, TaskState,
 };
 
 /// The schema migrations, applied in order; migration `n` (1-based) brings the
@@ -117,6 +117,39 @@ CREATE INDEX tasks_by_state ON tasks (state);
 CREATE INDEX tasks_by_due ON tasks (due_ms) WHERE state = 'scheduled';
 CREATE INDEX tasks_by_device ON tasks (device_id) WHERE state = 'scheduled';
 ALTER TABLE devices ADD COLUMN due_ms INTEGER;
+",
+    // Version 4, Shared Signals: one `session-revoked` SET per receiver per
+    // decision, in the task states (a `grace` decision's SETs wait with its
+    // revocations, one per device and receiver).
+    "
+CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY,
+    receiver      TEXT NOT NULL,
+    event_id      TEXT NOT NULL REFERENCES events (id),
+    jti           TEXT NOT NULL UNIQUE,
+    user          TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    event_ms      INTEGER NOT NULL,
+    reason        TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('scheduled', 'pending', 'done', 'failed', 'cancelled')),
+    due_ms        INTEGER,
+    created_ms    INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_status   INTEGER CHECK (last_status BETWEEN 0 AND 65535),
+    last_err      TEXT,
+    last_message  TEXT,
+    UNIQUE (receiver, event_id),
+    CHECK (state <> 'scheduled' OR due_ms IS NOT NULL)
+);
+CREATE UNIQUE INDEX deliveries_one_scheduled ON deliveries (device_id, receiver)
+    WHERE state = 'scheduled';
+CREATE INDEX deliveries_by_state ON deliveries (state);
+CREATE TABLE streams (
+    id         TEXT PRIMARY KEY NOT NULL,
+    config     TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
 ",
 ];
 
@@ -290,6 +323,9 @@ impl Journal for SqliteJournal {
             }
         }
         status.tasks = read_counts(&tx)?;
+        status.deliveries =
+            counts_of(&tx, "SELECT state, count(*) FROM deliveries GROUP BY state")?;
+        status.failed_deliveries = read_failed_deliveries(&tx)?;
         tx.commit()?;
         Ok(status)
     }
@@ -355,10 +391,105 @@ impl Journal for SqliteJournal {
         Ok(devices)
     }
 
+    fn pending_deliveries(&self) -> Result<Vec<Delivery>, JournalError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, receiver, event_id, jti, user, device_id, event_ms, reason, attempts
+             FROM deliveries WHERE state = 'pending' ORDER BY id",
+        )?;
+        let deliveries = stmt
+            .query_map([], |row| {
+                Ok(Delivery {
+                    id: row.get(0)?,
+                    receiver: row.get(1)?,
+                    event_id: row.get(2)?,
+                    jti: row.get(3)?,
+                    user: row.get(4)?,
+                    device_id: row.get(5)?,
+                    event_ms: row.get(6)?,
+                    reason: row.get(7)?,
+                    attempts: row.get(8)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(deliveries)
+    }
+
+    fn record_delivery_attempts(
+        &self,
+        attempts: &[(DeliveryId, Attempt<'_>)],
+    ) -> Result<Vec<TaskState>, JournalError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut states = Vec::with_capacity(attempts.len());
+        for (id, attempt) in attempts {
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM deliveries WHERE id = ?1")?
+                .query_row([id], |row| row.get(0))
+                .optional()?;
+            match state.as_deref().map(str::parse).transpose()? {
+                None => return Err(JournalError::UnknownDelivery(*id)),
+                Some(TaskState::Pending) => {}
+                Some(state) => return Err(JournalError::DeliveryNotPending { id: *id, state }),
+            }
+            let new_state = attempt.result.state();
+            let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
+            tx.prepare_cached(
+                "UPDATE deliveries SET state = ?2, updated_ms = ?3, attempts = attempts + 1,
+                     last_status = ?4, last_err = ?5, last_message = ?6
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                new_state.as_str(),
+                attempt.at_ms,
+                attempt.http_status,
+                attempt.provider_code.or(attempt.error_code),
+                message
+            ])?;
+            states.push(new_state);
+        }
+        tx.commit()?;
+        Ok(states)
+    }
+
+    fn streams(&self) -> Result<Vec<(String, String)>, JournalError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT id, config FROM streams ORDER BY id")?;
+        let streams = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(streams)
+    }
+
+    fn put_stream(&self, id: &str, config: &str, now_ms: i64) -> Result<(), JournalError> {
+        self.conn()?
+            .prepare_cached(
+                "INSERT INTO streams (id, config, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET config = excluded.config,
+                     updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![id, config, now_ms])?;
+        Ok(())
+    }
+
+    fn delete_stream(&self, id: &str) -> Result<bool, JournalError> {
+        let n = self
+            .conn()?
+            .prepare_cached("DELETE FROM streams WHERE id = ?1")?
+            .execute([id])?;
+        Ok(n > 0)
+    }
+
     fn next_due(&self) -> Result<Option<i64>, JournalError> {
         let conn = self.conn()?;
         let due = conn
-            .prepare_cached("SELECT min(due_ms) FROM tasks WHERE state = 'scheduled'")?
+            .prepare_cached(
+                "SELECT min(due) FROM (
+                     SELECT min(due_ms) AS due FROM tasks WHERE state = 'scheduled'
+                     UNION ALL
+                     SELECT min(due_ms) FROM deliveries WHERE state = 'scheduled')",
+            )?
             .query_row([], |row| row.get(0))?;
         Ok(due)
     }
@@ -391,6 +522,11 @@ impl Journal for SqliteJournal {
                 pending.push(task);
             }
         }
+        tx.prepare_cached(
+            "UPDATE deliveries SET state = 'pending', updated_ms = ?1
+             WHERE state = 'scheduled' AND due_ms <= ?1",
+        )?
+        .execute([now_ms])?;
         tx.commit()?;
         Ok(pending)
     }
@@ -436,8 +572,13 @@ fn pending_task(
 }
 
 fn read_counts(tx: &Transaction<'_>) -> Result<TaskCounts, JournalError> {
+    counts_of(tx, "SELECT state, count(*) FROM tasks GROUP BY state")
+}
+
+/// Counts by state from `query`, which selects (state, count).
+fn counts_of(tx: &Transaction<'_>, query: &str) -> Result<TaskCounts, JournalError> {
     let mut counts = TaskCounts::default();
-    let mut stmt = tx.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")?;
+    let mut stmt = tx.prepare_cached(query)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let count = count(row.get(1)?)?;
@@ -510,24 +651,34 @@ fn insert_event(tx: &Transaction<'_>, event: &NewEvent<'_>) -> Result<Recorded, 
         Some(facts) => upsert_device(tx, event, facts, seq)?,
         None => false,
     };
+    // A `grace` waits until the device's grace clock: the earliest `due`
+    // since its decisions became `grace`.
     let grace = match (event.outcome, event.due_ms) {
-        (Outcome::Grace, Some(due)) => Some(due),
+        (Outcome::Grace, Some(due)) => Some(grace_clock(tx, device, due)?),
         _ => None,
     };
     match (event.outcome, device) {
-        (Outcome::NoAction, Some(device)) if latest => cancelled = cancel(tx, event, device)?,
+        (Outcome::NoAction, Some(device)) if latest => {
+            cancelled = cancel(tx, event, device)?;
+            cancel_deliveries(tx, event, device)?;
+        }
         (Outcome::Revoke, Some(device)) if latest && event.enforced => {
             tasks = make_due(tx, device, event.received_ms)?;
+            // The revoke announces itself: the device's waiting SETs are not sent.
+            cancel_deliveries(tx, event, device)?;
         }
         _ => {}
     }
     // A late `grace` schedules nothing: the device's newer decision governs.
     let late_grace = grace.is_some() && device.is_some() && !latest;
-    let revocations = if event.enforced && !late_grace {
-        event.revocations
+    let (revocations, deliveries) = if event.enforced && !late_grace {
+        (event.revocations, event.deliveries)
     } else {
-        &[]
+        (&[][..], &[][..])
     };
+    for delivery in deliveries {
+        insert_delivery(tx, event, delivery, grace)?;
+    }
     for &(provider, subject) in revocations {
         let task = match grace {
             Some(due) => schedule(tx, event, device, due, provider, subject)?,
@@ -616,15 +767,6 @@ fn schedule(
     provider: Provider,
     subject: &str,
 ) -> Result<TaskRef, JournalError> {
-    let clock: Option<i64> = match device {
-        Some(device) => tx
-            .prepare_cached("SELECT due_ms FROM devices WHERE device_id = ?1")?
-            .query_row([device], |row| row.get(0))
-            .optional()?
-            .flatten(),
-        None => None,
-    };
-    let due_ms = clock.map_or(due_ms, |c| c.min(due_ms));
     let existing: Option<TaskId> = match device {
         Some(device) => tx
             .prepare_cached(
@@ -659,6 +801,93 @@ fn schedule(
         provider,
         subject: subject.to_owned(),
     })
+}
+
+/// The device's grace clock after a `grace` decision due at `due_ms` (the
+/// devices row, already moved, keeps the earliest).
+fn grace_clock(
+    tx: &Transaction<'_>,
+    device: Option<&str>,
+    due_ms: i64,
+) -> Result<i64, JournalError> {
+    let clock: Option<i64> = match device {
+        Some(device) => tx
+            .prepare_cached("SELECT due_ms FROM devices WHERE device_id = ?1")?
+            .query_row([device], |row| row.get(0))
+            .optional()?
+            .flatten(),
+        None => None,
+    };
+    Ok(clock.map_or(due_ms, |c| c.min(due_ms)))
+}
+
+/// Journals one SET to push: pending now, or for a `grace` scheduled at
+/// `grace` (one per device and receiver: a later `grace` keeps the earlier
+/// time and the first decision's SET).
+fn insert_delivery(
+    tx: &Transaction<'_>,
+    event: &NewEvent<'_>,
+    d: &NewDelivery<'_>,
+    grace: Option<i64>,
+) -> Result<(), JournalError> {
+    let Some(due) = grace else {
+        tx.prepare_cached(
+            "INSERT INTO deliveries (receiver, event_id, jti, user, device_id, event_ms, reason,
+                                     state, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)
+             ON CONFLICT (receiver, event_id) DO NOTHING",
+        )?
+        .execute(params![
+            d.receiver,
+            event.id,
+            d.jti,
+            d.user,
+            d.device_id,
+            d.event_ms,
+            d.reason,
+            event.received_ms
+        ])?;
+        return Ok(());
+    };
+    let updated = tx
+        .prepare_cached(
+            "UPDATE deliveries SET due_ms = min(due_ms, ?3), event_ms = min(event_ms, ?3)
+             WHERE device_id = ?1 AND receiver = ?2 AND state = 'scheduled'",
+        )?
+        .execute(params![d.device_id, d.receiver, due])?;
+    if updated == 0 {
+        tx.prepare_cached(
+            "INSERT INTO deliveries (receiver, event_id, jti, user, device_id, event_ms, reason,
+                                     state, due_ms, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'scheduled', ?6, ?8, ?8)
+             ON CONFLICT (receiver, event_id) DO NOTHING",
+        )?
+        .execute(params![
+            d.receiver,
+            event.id,
+            d.jti,
+            d.user,
+            d.device_id,
+            due,
+            d.reason,
+            event.received_ms
+        ])?;
+    }
+    Ok(())
+}
+
+/// Cancels the device's scheduled SETs.
+fn cancel_deliveries(
+    tx: &Transaction<'_>,
+    event: &NewEvent<'_>,
+    device: &str,
+) -> Result<(), JournalError> {
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = 'cancelled', updated_ms = ?2
+         WHERE device_id = ?1 AND state = 'scheduled'",
+    )?
+    .execute(params![device, event.received_ms])?;
+    Ok(())
 }
 
 /// Cancels the device's scheduled tasks; returns their ids.
@@ -839,6 +1068,27 @@ fn read_failed(tx: &Transaction<'_>) -> Result<Vec<FailedTask>, JournalError> {
             })
         })
         .collect()
+}
+
+fn read_failed_deliveries(tx: &Transaction<'_>) -> Result<Vec<FailedDelivery>, JournalError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, receiver, event_id, last_status, last_err, last_message, attempts
+         FROM deliveries WHERE state = 'failed' ORDER BY id",
+    )?;
+    let failed = stmt
+        .query_map([], |row| {
+            Ok(FailedDelivery {
+                id: row.get(0)?,
+                receiver: row.get(1)?,
+                event_id: row.get(2)?,
+                http_status: row.get(3)?,
+                err: row.get(4)?,
+                message: row.get(5)?,
+                attempts: row.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(failed)
 }
 
 fn read_scheduled(tx: &Transaction<'_>) -> Result<Vec<ScheduledTask>, JournalError> {

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::execute::group_commit;
 use crate::gate::{DeviceVerdict, EventFacts};
-use crate::journal::{Journal, JournalError, NewEvent, Recorded};
+use crate::journal::{Journal, JournalError, NewDelivery, NewEvent, Recorded};
 use crate::sandbox::Worker;
 
 /// An event the module decided.
@@ -20,6 +20,19 @@ pub struct Decided {
     pub answer: String,
     /// What the gate keeps of the event.
     pub facts: Option<EventFacts>,
+    /// The Shared Signals SETs announcing it (`srs serve` with receivers).
+    pub announcements: Vec<Announcement>,
+}
+
+/// A `session-revoked` SET to journal with its event (SPEC §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub receiver: String,
+    pub jti: String,
+    pub user: String,
+    pub device_id: String,
+    pub event_ms: i64,
+    pub reason: String,
 }
 
 impl Decided {
@@ -89,6 +102,7 @@ pub fn decide(worker: &mut Worker<'_>, event: &[u8]) -> Result<Result<Decided, V
             decision,
             facts: EventFacts::read(event),
             answer,
+            announcements: Vec::new(),
         })),
         Answer::Success { decision: None, .. } => {
             bail!("the module answered an event without a decision")
@@ -104,7 +118,8 @@ pub fn record(
     dry_run: bool,
 ) -> Result<Vec<Recorded>, JournalError> {
     let pairs = pairs(decided);
-    let events = new_events(decided, &pairs, received_ms, dry_run);
+    let deliveries = deliveries(decided);
+    let events = new_events(decided, &pairs, &deliveries, received_ms, dry_run);
     checked(events.len(), journal.record_events(&events)?)
 }
 
@@ -126,6 +141,26 @@ fn pairs(decided: &[Decided]) -> Vec<Vec<(Provider, &str)>> {
         .collect()
 }
 
+/// Each decision's announcements, as the journal takes them.
+fn deliveries(decided: &[Decided]) -> Vec<Vec<NewDelivery<'_>>> {
+    decided
+        .iter()
+        .map(|d| {
+            d.announcements
+                .iter()
+                .map(|a| NewDelivery {
+                    receiver: &a.receiver,
+                    jti: &a.jti,
+                    user: &a.user,
+                    device_id: &a.device_id,
+                    event_ms: a.event_ms,
+                    reason: &a.reason,
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// When a `grace` decision's revocations fall due (unix ms).
 pub fn due_ms(decision: &Decision) -> Option<i64> {
     decision
@@ -137,13 +172,15 @@ pub fn due_ms(decision: &Decision) -> Option<i64> {
 fn new_events<'a>(
     decided: &'a [Decided],
     pairs: &'a [Vec<(Provider, &'a str)>],
+    deliveries: &'a [Vec<NewDelivery<'a>>],
     received_ms: i64,
     dry_run: bool,
 ) -> Vec<NewEvent<'a>> {
     decided
         .iter()
         .zip(pairs)
-        .map(|(d, pairs)| NewEvent {
+        .zip(deliveries)
+        .map(|((d, pairs), deliveries)| NewEvent {
             id: &d.decision.event_id,
             received_ms,
             outcome: d.decision.outcome,
@@ -151,6 +188,7 @@ fn new_events<'a>(
             dry_run,
             decision: &d.answer,
             revocations: pairs,
+            deliveries,
             due_ms: due_ms(&d.decision),
             device: d
                 .facts
@@ -193,10 +231,12 @@ impl EventWriter {
             move |group: Vec<(Vec<Decided>, i64, oneshot::Sender<Batch>)>| {
                 let result = {
                     let pairs: Vec<_> = group.iter().map(|(d, _, _)| pairs(d)).collect();
+                    let deliveries: Vec<_> = group.iter().map(|(d, _, _)| deliveries(d)).collect();
                     let events: Vec<NewEvent<'_>> = group
                         .iter()
                         .zip(&pairs)
-                        .flat_map(|((d, at, _), p)| new_events(d, p, *at, false))
+                        .zip(&deliveries)
+                        .flat_map(|(((d, at, _), p), s)| new_events(d, p, s, *at, false))
                         .collect();
                     journal
                         .record_events(&events)

@@ -45,6 +45,8 @@ pub struct Service {
     pub gate: RwLock<Gate>,
     /// Woken when events scheduled revocations, so the timer looks again.
     pub schedule: tokio::sync::Notify,
+    /// Shared Signals, when `[ssf]` is configured.
+    pub ssf: Option<super::ssf::Ssf>,
     pub executor: Executor,
     pub done: mpsc::UnboundedSender<Ended>,
     pub metrics: Arc<Metrics>,
@@ -82,6 +84,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .merge(intake)
         .merge(admin)
+        .merge(super::ssf::routes(&service))
         // Any method and any path below: Envoy's ext_authz (HTTP) keeps the
         // client's method and appends its path.
         .route("/v1/check", any(check))
@@ -101,12 +104,12 @@ pub fn router(service: Arc<Service>) -> Router {
 }
 
 /// An error answer with one error.
-fn error(status: StatusCode, code: &str, path: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, path: &str, message: &str) -> Response {
     let body = json!({"errors": [{"code": code, "path": path, "message": message}]});
     (status, axum::Json(body)).into_response()
 }
 
-fn unauthorized(what: &str) -> Response {
+pub(super) fn unauthorized(what: &str) -> Response {
     let mut response = error(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -120,7 +123,7 @@ fn unauthorized(what: &str) -> Response {
 }
 
 /// Whether the request carries `token` (or no token is configured).
-fn authorized(headers: &HeaderMap, token: Option<&Secret>) -> bool {
+pub(super) fn authorized(headers: &HeaderMap, token: Option<&Secret>) -> bool {
     let Some(token) = token else { return true };
     let Some(given) = headers
         .get(header::AUTHORIZATION)
@@ -152,7 +155,7 @@ async fn admin_token(State(service): Shared, request: Request, next: Next) -> Re
 
 /// Reads a body up to the limit and within the time: `Err` is the answer
 /// (413, 408, or 400 if the connection broke).
-async fn read_body(service: &Service, body: Body) -> Result<Bytes, Response> {
+pub(super) async fn read_body(service: &Service, body: Body) -> Result<Bytes, Response> {
     let limit = service.max_body;
     let read = tokio::time::timeout(service.body_timeout, Limited::new(body, limit).collect());
     let Ok(read) = read.await else {
@@ -250,7 +253,7 @@ async fn post_events(State(service): Shared, headers: HeaderMap, body: Body) -> 
 
 /// Journals the decided lines in one commit, moves the gate, starts the
 /// revocations; returns one result per line, in order.
-async fn accept(
+pub(super) async fn accept(
     service: &Arc<Service>,
     numbers: Vec<usize>,
     results: Vec<LineResult>,
@@ -275,7 +278,17 @@ async fn accept(
         return Ok(lines);
     }
     let received_ms = unix_ms(SystemTime::now());
+    if let Some(ssf) = &service.ssf {
+        for d in &mut decided {
+            d.announcements = ssf.announcements(d, received_ms);
+        }
+    }
     let (decided, recorded) = service.events.record(decided, received_ms).await?;
+    if let Some(ssf) = &service.ssf
+        && decided.iter().any(|d| !d.announcements.is_empty())
+    {
+        ssf.courier.wake();
+    }
     {
         let mut gate = service
             .gate
@@ -337,7 +350,7 @@ pub fn resume(service: &Service, pending: Vec<Task>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn internal(e: &anyhow::Error) -> Response {
+pub(super) fn internal(e: &anyhow::Error) -> Response {
     eprintln!("srs serve: internal error: {e:#}");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -552,6 +565,16 @@ async fn status(State(service): Shared) -> Response {
             "cancelled": status.tasks.cancelled,
         },
         "executing": service.executor.running(),
+        "deliveries": {
+            "scheduled": status.deliveries.scheduled, "pending": status.deliveries.pending,
+            "done": status.deliveries.done, "failed": status.deliveries.failed,
+            "cancelled": status.deliveries.cancelled,
+        },
+        "failed_deliveries": status.failed_deliveries.iter().map(|d| json!({
+            "id": d.id, "receiver": d.receiver, "event_id": d.event_id,
+            "http_status": d.http_status, "err": d.err, "message": d.message,
+            "attempts": d.attempts,
+        })).collect::<Vec<_>>(),
         "pending": status.pending.iter().map(task).collect::<Vec<_>>(),
         "scheduled": status.scheduled.iter().map(|t| json!({
             "id": t.id, "provider": t.provider, "subject": t.subject,

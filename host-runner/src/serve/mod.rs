@@ -13,6 +13,7 @@
 mod api;
 mod metrics;
 mod pool;
+mod ssf;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -126,12 +127,20 @@ async fn run(options: ServeOptions) -> Result<()> {
         },
         workers,
     );
+    let ssf = match &config.ssf {
+        Some(ssf) => Some(
+            ssf::Ssf::start(ssf, &config.dir, journal.clone(), config.retry)
+                .context("[ssf] cannot start")?,
+        ),
+        None => None,
+    };
     let service = Arc::new(api::Service {
         pool,
         journal: journal.clone(),
         events: EventWriter::start(journal.clone()),
         gate: RwLock::new(gate),
         schedule: tokio::sync::Notify::new(),
+        ssf,
         executor: executor.observing(Arc::new(move |provider, took| {
             observed.call(provider, took);
         })),
@@ -176,6 +185,13 @@ async fn run(options: ServeOptions) -> Result<()> {
         });
     }
     tokio::spawn(execute_when_due(service.clone()));
+    if let Some(ssf) = &service.ssf {
+        tokio::spawn(
+            ssf.courier
+                .clone()
+                .run(Duration::from_millis(serve.resume_ms)),
+        );
+    }
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -251,6 +267,10 @@ async fn execute_when_due(service: Arc<api::Service>) {
         .await;
         let wait = match step {
             Ok(Ok((due, next))) => {
+                // SETs of grace periods that ended fell due with their tasks.
+                if let Some(ssf) = &service.ssf {
+                    ssf.courier.wake();
+                }
                 for task in due {
                     if let Err(e) = api::start(&service, task.id, task.provider, task.subject) {
                         eprintln!("srs serve: cannot start a revocation that fell due: {e:#}");

@@ -21,6 +21,7 @@ use serde_json::Value;
 pub const SECRET_ENV: &str = "SRS_TEST_O365_SECRET";
 pub const INTAKE: &str = "intake-token-for-tests";
 pub const ADMIN: &str = "admin-token-for-tests";
+pub const STREAM: &str = "stream-token-for-tests";
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Fake providers, a policy, a host config and a journal in a temp dir.
@@ -85,6 +86,7 @@ impl World {
             .env(SECRET_ENV, &self.secret)
             .env("SRS_TEST_INTAKE", INTAKE)
             .env("SRS_TEST_ADMIN", ADMIN)
+            .env("SRS_TEST_STREAM", STREAM)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
