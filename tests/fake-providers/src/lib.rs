@@ -16,6 +16,9 @@
 //! [`gateways`] runs real nginx and Caddy with the shipped configs in `examples/gateways/`
 //! in front of a (fake) sign-in gate and an upstream app.
 //!
+//! [`postgres`] runs a real, throwaway PostgreSQL server (own directory, free port, stopped
+//! and removed afterwards).
+//!
 //! ```no_run
 //! use fake_providers::{Fault, FakeOffice365, Office365Options, RetryAfter};
 //! # fn main() -> anyhow::Result<()> {
@@ -30,6 +33,7 @@
 pub mod gateways;
 mod google;
 mod office365;
+pub mod postgres;
 mod server;
 
 use std::time::{Duration, SystemTime};
