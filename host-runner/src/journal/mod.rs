@@ -25,10 +25,13 @@
 //! times are unix milliseconds passed in by the caller; the journal reads no
 //! clock.
 
+mod postgres;
+mod sql;
 mod sqlite;
 
 use policy_core::{Access, Outcome, Provider};
 
+pub use postgres::{PG_SCHEMA_VERSION, PostgresJournal, redacted};
 pub use sqlite::{SCHEMA_VERSION, SqliteJournal};
 
 /// The id of a revocation task.
@@ -51,6 +54,9 @@ pub enum JournalError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL database could not be reached or configured.
+    #[error("cannot open the journal {url}: {why}")]
+    OpenPostgres { url: String, why: String },
     /// The file did not switch to write-ahead logging.
     #[error("the journal {path} cannot use WAL mode (it reports journal_mode={mode})")]
     NotWal { path: String, mode: String },
@@ -90,6 +96,9 @@ pub enum JournalError {
     /// Any other database failure.
     #[error("journal database error")]
     Sqlite(#[from] rusqlite::Error),
+    /// Any other PostgreSQL failure.
+    #[error("journal database error")]
+    Postgres(#[from] ::postgres::Error),
 }
 
 /// How hard a commit waits for the disk.

@@ -1,0 +1,322 @@
+//! The journal in PostgreSQL (SPEC §12): one database shared by every `srs`
+//! process. Writers take one transaction-scoped advisory lock, so the
+//! journal's invariants (coalescing, idempotency by event id, a device's
+//! latest decision) hold across processes exactly as with SQLite's single
+//! writer; reads run in read-only repeatable-read transactions.
+
+use std::str::FromStr;
+
+use postgres::types::{ToSql, Type};
+use postgres::{Config, IsolationLevel, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::JournalError;
+use super::sql::{Backend, Kind, Row, Tx, V};
+
+/// The schema migrations, applied in order; migration `n` (1-based) brings
+/// the database to version `n` in `srs_schema`. Append only.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE events (
+    id          TEXT PRIMARY KEY NOT NULL,
+    rowid       BIGSERIAL UNIQUE NOT NULL,
+    received_ms BIGINT NOT NULL,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('revoke', 'grace', 'no_action', 'unsupported')),
+    enforced    BIGINT NOT NULL CHECK (enforced IN (0, 1)),
+    dry_run     BIGINT NOT NULL CHECK (dry_run IN (0, 1)),
+    decision    TEXT NOT NULL
+);
+CREATE TABLE tasks (
+    id                 BIGSERIAL PRIMARY KEY,
+    provider           TEXT NOT NULL,
+    subject            TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('scheduled', 'pending', 'done', 'failed', 'cancelled')),
+    created_ms         BIGINT NOT NULL,
+    updated_ms         BIGINT NOT NULL,
+    attempts           BIGINT NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_status        BIGINT CHECK (last_status BETWEEN 0 AND 65535),
+    last_error_code    TEXT,
+    last_provider_code TEXT,
+    last_message       TEXT,
+    due_ms             BIGINT,
+    device_id          TEXT,
+    cancelled_by       TEXT REFERENCES events (id),
+    CHECK (state <> 'scheduled' OR due_ms IS NOT NULL),
+    CHECK ((state = 'cancelled') = (cancelled_by IS NOT NULL))
+);
+CREATE UNIQUE INDEX tasks_one_pending ON tasks (provider, subject) WHERE state = 'pending';
+CREATE UNIQUE INDEX tasks_one_scheduled ON tasks (device_id, provider, subject)
+    WHERE state = 'scheduled';
+CREATE INDEX tasks_by_state ON tasks (state);
+CREATE INDEX tasks_by_due ON tasks (due_ms) WHERE state = 'scheduled';
+CREATE INDEX tasks_by_device ON tasks (device_id) WHERE state = 'scheduled';
+CREATE TABLE task_events (
+    rowid    BIGSERIAL NOT NULL,
+    task_id  BIGINT NOT NULL REFERENCES tasks (id),
+    event_id TEXT NOT NULL REFERENCES events (id),
+    PRIMARY KEY (task_id, event_id)
+);
+CREATE TABLE attempts (
+    task_id       BIGINT NOT NULL REFERENCES tasks (id),
+    at_ms         BIGINT NOT NULL,
+    http_status   BIGINT CHECK (http_status BETWEEN 0 AND 65535),
+    error_code    TEXT,
+    provider_code TEXT,
+    message       TEXT,
+    result        TEXT NOT NULL CHECK (result IN ('done', 'retry', 'failed'))
+);
+CREATE INDEX attempts_by_task ON attempts (task_id);
+CREATE TABLE devices (
+    device_id  TEXT PRIMARY KEY NOT NULL,
+    event_id   TEXT NOT NULL REFERENCES events (id),
+    seq        BIGINT NOT NULL,
+    time_ms    BIGINT NOT NULL,
+    user_upn   TEXT,
+    user_email TEXT,
+    access     TEXT NOT NULL CHECK (access IN ('allow', 'block')),
+    due_ms     BIGINT
+);
+CREATE INDEX devices_by_upn ON devices (user_upn);
+CREATE INDEX devices_by_email ON devices (user_email);
+CREATE TABLE deliveries (
+    id            BIGSERIAL PRIMARY KEY,
+    receiver      TEXT NOT NULL,
+    event_id      TEXT NOT NULL REFERENCES events (id),
+    jti           TEXT NOT NULL UNIQUE,
+    user_name     TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    event_ms      BIGINT NOT NULL,
+    reason        TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('scheduled', 'pending', 'done', 'failed', 'cancelled')),
+    due_ms        BIGINT,
+    created_ms    BIGINT NOT NULL,
+    updated_ms    BIGINT NOT NULL,
+    attempts      BIGINT NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_status   BIGINT CHECK (last_status BETWEEN 0 AND 65535),
+    last_err      TEXT,
+    last_message  TEXT,
+    UNIQUE (receiver, event_id),
+    CHECK (state <> 'scheduled' OR due_ms IS NOT NULL)
+);
+CREATE UNIQUE INDEX deliveries_one_scheduled ON deliveries (device_id, receiver)
+    WHERE state = 'scheduled';
+CREATE INDEX deliveries_by_state ON deliveries (state);
+CREATE TABLE streams (
+    id         TEXT PRIMARY KEY NOT NULL,
+    config     TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+"];
+
+/// The schema version this build writes.
+pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The advisory lock every writer holds for its transaction.
+const WRITE_LOCK: i64 = 0x5352_535f_4a4e_4c; // "SRS_JNL"
+
+/// Connections kept per process.
+const POOL_SIZE: u32 = 8;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The journal in a PostgreSQL database.
+pub struct PostgresJournal {
+    pool: Pool,
+    /// The URL without its password, for messages.
+    name: String,
+}
+
+impl std::fmt::Debug for PostgresJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresJournal")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL as messages may show it: no password.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let (head, tail) = url.split_at(at);
+            let userinfo = head.get(scheme + 3..).unwrap_or("");
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{tail}", url.get(..scheme + 3).unwrap_or(""))
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl PostgresJournal {
+    /// Connects to `url` (`postgres://…`) and migrates the schema to
+    /// [`PG_SCHEMA_VERSION`]; refuses a database migrated by a newer srs.
+    /// TLS is not offered yet: `sslmode=require` is refused, `prefer`
+    /// connects without it.
+    pub fn open(url: &str) -> Result<Self, JournalError> {
+        let name = redacted(url);
+        let open = |why: String| JournalError::OpenPostgres {
+            url: name.clone(),
+            why,
+        };
+        let config = Config::from_str(url).map_err(|e| open(e.to_string()))?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(open(
+                "sslmode=require: this srs cannot speak TLS to PostgreSQL yet; reach it over a \
+                 trusted network, a local socket or a tunnel, with sslmode=disable"
+                    .into(),
+            ));
+        }
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| open(e.to_string()))?;
+        let journal = Self { pool, name };
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, JournalError> {
+        self.pool.get().map_err(|e| JournalError::OpenPostgres {
+            url: self.name.clone(),
+            why: e.to_string(),
+        })
+    }
+
+    fn migrate(&self) -> Result<(), JournalError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS srs_schema (version BIGINT NOT NULL)")?;
+        let found: i64 = tx
+            .query_opt("SELECT version FROM srs_schema", &[])?
+            .map_or(0, |row| row.get(0));
+        if found > PG_SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                path: self.name.clone(),
+                found,
+                known: PG_SCHEMA_VERSION,
+            });
+        }
+        let applied = usize::try_from(found).map_err(|_| JournalError::InvalidSchema {
+            path: self.name.clone(),
+            found,
+        })?;
+        if applied < MIGRATIONS.len() {
+            for step in MIGRATIONS.iter().skip(applied) {
+                tx.batch_execute(step)?;
+            }
+            tx.execute("DELETE FROM srs_schema", &[])?;
+            tx.execute(
+                "INSERT INTO srs_schema (version) VALUES ($1)",
+                &[&PG_SCHEMA_VERSION],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Backend for PostgresJournal {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut client = self.client()?;
+        let mut tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .start()?;
+        let out = f(&mut PgTx(&mut tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        let out = f(&mut PgTx(&mut tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// A PostgreSQL transaction behind the journal's [`Tx`].
+struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+
+/// The values as PostgreSQL parameters, NULLs typed.
+fn params(args: &[V]) -> Vec<Box<dyn ToSql + Sync>> {
+    args.iter()
+        .map(|v| -> Box<dyn ToSql + Sync> {
+            match v {
+                V::Int(i) => Box::new(*i),
+                V::Text(t) => Box::new(t.clone()),
+                V::Null(Kind::Int) => Box::new(None::<i64>),
+                V::Null(Kind::Text) => Box::new(None::<String>),
+            }
+        })
+        .collect()
+}
+
+impl Tx for PgTx<'_, '_> {
+    fn run(&mut self, sql: &str, args: &[V]) -> Result<u64, JournalError> {
+        let owned = params(args);
+        let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
+        Ok(self.0.execute(sql, &refs)?)
+    }
+
+    fn rows(&mut self, sql: &str, args: &[V]) -> Result<Vec<Row>, JournalError> {
+        let owned = params(args);
+        let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
+        self.0
+            .query(sql, &refs)?
+            .iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        let ty = row.columns().get(i).map(|c| c.type_().clone());
+                        Ok(match ty {
+                            Some(Type::INT8) => row
+                                .try_get::<_, Option<i64>>(i)?
+                                .map_or(V::Null(Kind::Int), V::Int),
+                            Some(Type::INT4) => row
+                                .try_get::<_, Option<i32>>(i)?
+                                .map_or(V::Null(Kind::Int), |n| V::Int(i64::from(n))),
+                            Some(Type::TEXT | Type::VARCHAR) => row
+                                .try_get::<_, Option<String>>(i)?
+                                .map_or(V::Null(Kind::Text), V::Text),
+                            other => {
+                                return Err(JournalError::Corrupt {
+                                    what: "column type",
+                                    value: format!("{other:?}"),
+                                });
+                            }
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn urls_lose_their_password_in_messages() {
+        assert_eq!(
+            redacted("postgres://srs:hunter2@db.example:5432/srs?sslmode=disable"),
+            "postgres://srs@db.example:5432/srs?sslmode=disable"
+        );
+        assert_eq!(
+            redacted("postgres://db.example/srs"),
+            "postgres://db.example/srs"
+        );
+    }
+}

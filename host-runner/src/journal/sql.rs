@@ -1,0 +1,965 @@
+//! The journal's logic, once, over a narrow SQL interface ([`Tx`]) that each
+//! backend implements: SQLite (`sqlite.rs`) and PostgreSQL (`postgres.rs`).
+//! Statements are written in the SQL both understand, with `$1`-style
+//! parameters; a backend adapts what it must (SQLite reads `$1` as `?1`).
+//! Every [`Backend`] is a [`Journal`].
+
+use policy_core::{Outcome, Provider};
+
+use super::{
+    Attempt, Delivery, DeliveryId, DeviceFacts, DeviceRecord, FailedDelivery, FailedTask, Journal,
+    JournalError, MAX_MESSAGE_BYTES, NewDelivery, NewEvent, Recorded, ScheduledTask, Status, Task,
+    TaskCounts, TaskId, TaskRef, TaskState,
+};
+
+/// The type of a NULL: PostgreSQL binds NULLs by type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Text,
+}
+
+/// A value bound to a statement or read from a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V {
+    Int(i64),
+    Text(String),
+    Null(Kind),
+}
+
+impl From<i64> for V {
+    fn from(v: i64) -> Self {
+        V::Int(v)
+    }
+}
+
+impl From<bool> for V {
+    fn from(v: bool) -> Self {
+        V::Int(i64::from(v))
+    }
+}
+
+impl From<&str> for V {
+    fn from(v: &str) -> Self {
+        V::Text(v.to_owned())
+    }
+}
+
+impl From<Option<&str>> for V {
+    fn from(v: Option<&str>) -> Self {
+        v.map_or(V::Null(Kind::Text), V::from)
+    }
+}
+
+impl From<Option<i64>> for V {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(V::Null(Kind::Int), V::Int)
+    }
+}
+
+impl From<Option<u16>> for V {
+    fn from(v: Option<u16>) -> Self {
+        V::from(v.map(i64::from))
+    }
+}
+
+/// One row, its columns in `SELECT` order.
+pub type Row = Vec<V>;
+
+/// A transaction as the journal's logic uses it.
+pub trait Tx {
+    /// Runs a statement; the number of rows it changed.
+    fn run(&mut self, sql: &str, args: &[V]) -> Result<u64, JournalError>;
+    /// Runs a query; every row.
+    fn rows(&mut self, sql: &str, args: &[V]) -> Result<Vec<Row>, JournalError>;
+}
+
+/// A database the journal can live in.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Runs `f` in a read transaction (one consistent view).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError>;
+    /// Runs `f` in a write transaction, committed when it returns `Ok`.
+    /// Writers are serialized: one writer at a time, as in SQLite.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError>;
+}
+
+/// Reading columns by position, each an error if it has another type.
+trait Columns {
+    fn int(&self, i: usize) -> Result<i64, JournalError>;
+    fn int_or_null(&self, i: usize) -> Result<Option<i64>, JournalError>;
+    fn text(&self, i: usize) -> Result<String, JournalError>;
+    fn text_or_null(&self, i: usize) -> Result<Option<String>, JournalError>;
+}
+
+fn corrupt(i: usize, v: Option<&V>) -> JournalError {
+    JournalError::Corrupt {
+        what: "column",
+        value: format!("{i}: {v:?}"),
+    }
+}
+
+impl Columns for [V] {
+    fn int(&self, i: usize) -> Result<i64, JournalError> {
+        self.int_or_null(i)?.ok_or_else(|| corrupt(i, self.get(i)))
+    }
+    fn int_or_null(&self, i: usize) -> Result<Option<i64>, JournalError> {
+        match self.get(i) {
+            Some(V::Int(v)) => Ok(Some(*v)),
+            Some(V::Null(_)) => Ok(None),
+            other => Err(corrupt(i, other)),
+        }
+    }
+    fn text(&self, i: usize) -> Result<String, JournalError> {
+        self.text_or_null(i)?.ok_or_else(|| corrupt(i, self.get(i)))
+    }
+    fn text_or_null(&self, i: usize) -> Result<Option<String>, JournalError> {
+        match self.get(i) {
+            Some(V::Text(v)) => Ok(Some(v.clone())),
+            Some(V::Null(_)) => Ok(None),
+            other => Err(corrupt(i, other)),
+        }
+    }
+}
+
+/// The first row of a query, if any.
+fn one(tx: &mut dyn Tx, sql: &str, args: &[V]) -> Result<Option<Row>, JournalError> {
+    Ok(tx.rows(sql, args)?.into_iter().next())
+}
+
+fn u32_of(n: i64) -> Result<u32, JournalError> {
+    u32::try_from(n).map_err(|_| JournalError::Corrupt {
+        what: "count",
+        value: n.to_string(),
+    })
+}
+
+fn u16_of(n: Option<i64>) -> Result<Option<u16>, JournalError> {
+    n.map(|n| {
+        u16::try_from(n).map_err(|_| JournalError::Corrupt {
+            what: "HTTP status",
+            value: n.to_string(),
+        })
+    })
+    .transpose()
+}
+
+/// A `count(*)`, which SQL returns as a signed integer.
+fn count(n: i64) -> Result<u64, JournalError> {
+    u64::try_from(n).map_err(|_| JournalError::Corrupt {
+        what: "count",
+        value: n.to_string(),
+    })
+}
+
+/// A wire name as stored (an outcome, an access), parsed back.
+fn stored<T: std::str::FromStr>(what: &'static str, name: String) -> Result<T, JournalError> {
+    name.parse()
+        .map_err(|_| JournalError::Corrupt { what, value: name })
+}
+
+/// A provider as stored: one of the names [`Provider::as_str`] writes.
+pub(super) fn stored_provider(name: String) -> Result<Provider, JournalError> {
+    stored("provider", name)
+}
+
+impl<B: Backend> Journal for B {
+    fn record_events(&self, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError> {
+        self.write(|tx| events.iter().map(|e| insert_event(tx, e)).collect())
+    }
+
+    fn record_attempts(
+        &self,
+        attempts: &[(TaskId, Attempt<'_>)],
+    ) -> Result<Vec<TaskState>, JournalError> {
+        self.write(|tx| {
+            attempts
+                .iter()
+                .map(|(task, attempt)| insert_attempt(tx, *task, attempt))
+                .collect()
+        })
+    }
+
+    fn pending_tasks(&self) -> Result<Vec<Task>, JournalError> {
+        self.read(read_pending)
+    }
+
+    fn status(&self) -> Result<Status, JournalError> {
+        // One read transaction: the counts and lists agree with each other.
+        self.read(|tx| {
+            let mut status = Status {
+                pending: read_pending(tx)?,
+                failed: read_failed(tx)?,
+                scheduled: read_scheduled(tx)?,
+                tasks: counts_of(tx, "SELECT state, count(*) FROM tasks GROUP BY state")?,
+                deliveries: counts_of(tx, "SELECT state, count(*) FROM deliveries GROUP BY state")?,
+                failed_deliveries: read_failed_deliveries(tx)?,
+                ..Status::default()
+            };
+            for row in tx.rows("SELECT dry_run, count(*) FROM events GROUP BY dry_run", &[])? {
+                let n = count(row.int(1)?)?;
+                if row.int(0)? != 0 {
+                    status.dry_run_events = n;
+                } else {
+                    status.events = n;
+                }
+            }
+            Ok(status)
+        })
+    }
+
+    fn task_counts(&self) -> Result<TaskCounts, JournalError> {
+        self.read(|tx| counts_of(tx, "SELECT state, count(*) FROM tasks GROUP BY state"))
+    }
+
+    fn task_state(&self, task: TaskId) -> Result<Option<TaskState>, JournalError> {
+        self.read(|tx| state_of(tx, "SELECT state FROM tasks WHERE id = $1", task))
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceRecord>, JournalError> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT d.device_id, d.user_upn, d.user_email, d.time_ms, d.seq, d.event_id,
+                        e.outcome, e.enforced, d.access, e.decision, d.due_ms
+                 FROM devices d JOIN events e ON e.id = d.event_id ORDER BY d.device_id",
+                &[],
+            )?
+            .into_iter()
+            .map(|row| {
+                Ok(DeviceRecord {
+                    device_id: row.text(0)?,
+                    upn: row.text_or_null(1)?,
+                    email: row.text_or_null(2)?,
+                    time_ms: row.int(3)?,
+                    seq: row.int(4)?,
+                    event_id: row.text(5)?,
+                    outcome: stored("outcome", row.text(6)?)?,
+                    enforced: row.int(7)? != 0,
+                    access: stored("access", row.text(8)?)?,
+                    decision: row.text(9)?,
+                    due_ms: row.int_or_null(10)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn pending_deliveries(&self) -> Result<Vec<Delivery>, JournalError> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT id, receiver, event_id, jti, user_name, device_id, event_ms, reason, attempts
+                 FROM deliveries WHERE state = 'pending' ORDER BY id",
+                &[],
+            )?
+            .into_iter()
+            .map(|row| {
+                Ok(Delivery {
+                    id: row.int(0)?,
+                    receiver: row.text(1)?,
+                    event_id: row.text(2)?,
+                    jti: row.text(3)?,
+                    user: row.text(4)?,
+                    device_id: row.text(5)?,
+                    event_ms: row.int(6)?,
+                    reason: row.text(7)?,
+                    attempts: u32_of(row.int(8)?)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn record_delivery_attempts(
+        &self,
+        attempts: &[(DeliveryId, Attempt<'_>)],
+    ) -> Result<Vec<TaskState>, JournalError> {
+        self.write(|tx| {
+            let mut states = Vec::with_capacity(attempts.len());
+            for (id, attempt) in attempts {
+                match state_of(tx, "SELECT state FROM deliveries WHERE id = $1", *id)? {
+                    None => return Err(JournalError::UnknownDelivery(*id)),
+                    Some(TaskState::Pending) => {}
+                    Some(state) => return Err(JournalError::DeliveryNotPending { id: *id, state }),
+                }
+                let new_state = attempt.result.state();
+                let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
+                tx.run(
+                    "UPDATE deliveries SET state = $2, updated_ms = $3, attempts = attempts + 1,
+                         last_status = $4, last_err = $5, last_message = $6
+                     WHERE id = $1",
+                    &[
+                        V::Int(*id),
+                        new_state.as_str().into(),
+                        attempt.at_ms.into(),
+                        attempt.http_status.into(),
+                        attempt.provider_code.or(attempt.error_code).into(),
+                        message.into(),
+                    ],
+                )?;
+                states.push(new_state);
+            }
+            Ok(states)
+        })
+    }
+
+    fn streams(&self) -> Result<Vec<(String, String)>, JournalError> {
+        self.read(|tx| {
+            tx.rows("SELECT id, config FROM streams ORDER BY id", &[])?
+                .into_iter()
+                .map(|row| Ok((row.text(0)?, row.text(1)?)))
+                .collect()
+        })
+    }
+
+    fn put_stream(&self, id: &str, config: &str, now_ms: i64) -> Result<(), JournalError> {
+        self.write(|tx| {
+            tx.run(
+                "INSERT INTO streams (id, config, updated_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET config = excluded.config,
+                     updated_ms = excluded.updated_ms",
+                &[id.into(), config.into(), now_ms.into()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_stream(&self, id: &str) -> Result<bool, JournalError> {
+        self.write(|tx| Ok(tx.run("DELETE FROM streams WHERE id = $1", &[id.into()])? > 0))
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, JournalError> {
+        self.read(|tx| {
+            let row = one(
+                tx,
+                "SELECT min(due) FROM (
+                     SELECT min(due_ms) AS due FROM tasks WHERE state = 'scheduled'
+                     UNION ALL
+                     SELECT min(due_ms) AS due FROM deliveries WHERE state = 'scheduled') AS soonest",
+                &[],
+            )?;
+            row.map_or(Ok(None), |row| row.int_or_null(0))
+        })
+    }
+
+    fn promote_due(&self, now_ms: i64) -> Result<Vec<TaskRef>, JournalError> {
+        self.write(|tx| {
+            let due = task_refs(
+                tx,
+                "SELECT id, provider, subject FROM tasks
+                 WHERE state = 'scheduled' AND due_ms <= $1 ORDER BY due_ms, id",
+                &[now_ms.into()],
+            )?;
+            let mut pending = Vec::new();
+            for task in due {
+                let task = promote(tx, task, now_ms)?;
+                if !pending.contains(&task) {
+                    pending.push(task);
+                }
+            }
+            tx.run(
+                "UPDATE deliveries SET state = 'pending', updated_ms = $1
+                 WHERE state = 'scheduled' AND due_ms <= $1",
+                &[now_ms.into()],
+            )?;
+            Ok(pending)
+        })
+    }
+}
+
+/// A state read by `sql` (which selects one `state` by id).
+fn state_of(tx: &mut dyn Tx, sql: &str, id: i64) -> Result<Option<TaskState>, JournalError> {
+    one(tx, sql, &[id.into()])?
+        .map(|row| row.text(0)?.parse())
+        .transpose()
+}
+
+/// Rows of (id, provider, subject) as task references.
+fn task_refs(tx: &mut dyn Tx, sql: &str, args: &[V]) -> Result<Vec<TaskRef>, JournalError> {
+    tx.rows(sql, args)?
+        .into_iter()
+        .map(|row| {
+            Ok(TaskRef {
+                id: row.int(0)?,
+                provider: stored_provider(row.text(1)?)?,
+                subject: row.text(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Makes a scheduled task pending now. When a pending task for its
+/// (provider, subject) exists, the scheduled one joins it: its events are
+/// attached there and its row (never attempted) is removed.
+fn promote(tx: &mut dyn Tx, task: TaskRef, now_ms: i64) -> Result<TaskRef, JournalError> {
+    let Some(pending) = pending_task(tx, task.provider, &task.subject)? else {
+        tx.run(
+            "UPDATE tasks SET state = 'pending', updated_ms = $2 WHERE id = $1",
+            &[task.id.into(), now_ms.into()],
+        )?;
+        return Ok(task);
+    };
+    let events = task_events(tx, task.id)?;
+    tx.run(
+        "DELETE FROM task_events WHERE task_id = $1",
+        &[task.id.into()],
+    )?;
+    tx.run("DELETE FROM tasks WHERE id = $1", &[task.id.into()])?;
+    for event in events {
+        attach(tx, pending, &event)?;
+    }
+    Ok(TaskRef {
+        id: pending,
+        ..task
+    })
+}
+
+/// The pending task for (provider, subject), if there is one.
+fn pending_task(
+    tx: &mut dyn Tx,
+    provider: Provider,
+    subject: &str,
+) -> Result<Option<TaskId>, JournalError> {
+    one(
+        tx,
+        "SELECT id FROM tasks WHERE provider = $1 AND subject = $2 AND state = 'pending'",
+        &[provider.as_str().into(), subject.into()],
+    )?
+    .map(|row| row.int(0))
+    .transpose()
+}
+
+/// Counts by state from `sql`, which selects (state, count).
+fn counts_of(tx: &mut dyn Tx, sql: &str) -> Result<TaskCounts, JournalError> {
+    let mut counts = TaskCounts::default();
+    for row in tx.rows(sql, &[])? {
+        let n = count(row.int(1)?)?;
+        match row.text(0)?.parse()? {
+            TaskState::Scheduled => counts.scheduled = n,
+            TaskState::Pending => counts.pending = n,
+            TaskState::Done => counts.done = n,
+            TaskState::Failed => counts.failed = n,
+            TaskState::Cancelled => counts.cancelled = n,
+        }
+    }
+    Ok(counts)
+}
+
+fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {
+    // A new id is inserted; a dry-run row is replaced by a real run; any other
+    // existing row is left alone, which makes the event a duplicate.
+    let seq = one(
+        tx,
+        "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE SET
+             received_ms = excluded.received_ms, outcome = excluded.outcome,
+             enforced = excluded.enforced, dry_run = excluded.dry_run,
+             decision = excluded.decision
+         WHERE events.dry_run = 1 AND excluded.dry_run = 0
+         RETURNING rowid",
+        &[
+            event.id.into(),
+            event.received_ms.into(),
+            event.outcome.as_str().into(),
+            event.enforced.into(),
+            event.dry_run.into(),
+            event.decision.into(),
+        ],
+    )?;
+    let Some(seq) = seq else {
+        return Ok(Recorded::Duplicate);
+    };
+    let seq = seq.int(0)?;
+    let (mut tasks, mut scheduled, mut cancelled) = (Vec::new(), Vec::new(), Vec::new());
+    if event.dry_run {
+        return Ok(Recorded::New {
+            seq,
+            tasks,
+            scheduled,
+            cancelled,
+        });
+    }
+    // The device's latest decision by event time governs its schedule.
+    let device = event.device.as_ref().map(|d| d.device_id);
+    let latest = match &event.device {
+        Some(facts) => upsert_device(tx, event, facts, seq)?,
+        None => false,
+    };
+    // A `grace` waits until the device's grace clock: the earliest `due`
+    // since its decisions became `grace`.
+    let grace = match (event.outcome, event.due_ms) {
+        (Outcome::Grace, Some(due)) => Some(grace_clock(tx, device, due)?),
+        _ => None,
+    };
+    match (event.outcome, device) {
+        (Outcome::NoAction, Some(device)) if latest => {
+            cancelled = cancel(tx, event, device)?;
+            cancel_deliveries(tx, event, device)?;
+        }
+        (Outcome::Revoke, Some(device)) if latest && event.enforced => {
+            tasks = make_due(tx, device, event.received_ms)?;
+            // The revoke announces itself: the device's waiting SETs are not sent.
+            cancel_deliveries(tx, event, device)?;
+        }
+        _ => {}
+    }
+    // A late `grace` schedules nothing: the device's newer decision governs.
+    let late_grace = grace.is_some() && device.is_some() && !latest;
+    let (revocations, deliveries) = if event.enforced && !late_grace {
+        (event.revocations, event.deliveries)
+    } else {
+        (&[][..], &[][..])
+    };
+    for delivery in deliveries {
+        insert_delivery(tx, event, delivery, grace)?;
+    }
+    for &(provider, subject) in revocations {
+        let task = match grace {
+            Some(due) => schedule(tx, event, device, due, provider, subject)?,
+            None => {
+                let id = match pending_task(tx, provider, subject)? {
+                    Some(id) => id,
+                    None => new_task(
+                        tx,
+                        "pending",
+                        None,
+                        None,
+                        event.received_ms,
+                        provider,
+                        subject,
+                    )?,
+                };
+                attach(tx, id, event.id)?;
+                TaskRef {
+                    id,
+                    provider,
+                    subject: subject.to_owned(),
+                }
+            }
+        };
+        let list = if grace.is_some() {
+            &mut scheduled
+        } else {
+            &mut tasks
+        };
+        if !list.contains(&task) {
+            list.push(task);
+        }
+    }
+    Ok(Recorded::New {
+        seq,
+        tasks,
+        scheduled,
+        cancelled,
+    })
+}
+
+/// Moves the device's verdict to this event unless it has a newer one (a
+/// late arrival with an older time never overturns it); returns whether it
+/// did. A `grace` that follows a `grace` keeps the earlier `due`.
+fn upsert_device(
+    tx: &mut dyn Tx,
+    event: &NewEvent<'_>,
+    device: &DeviceFacts<'_>,
+    seq: i64,
+) -> Result<bool, JournalError> {
+    let changed = tx.run(
+        "INSERT INTO devices
+             (device_id, event_id, seq, time_ms, user_upn, user_email, access, due_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (device_id) DO UPDATE SET
+             event_id = excluded.event_id, seq = excluded.seq, time_ms = excluded.time_ms,
+             user_upn = excluded.user_upn, user_email = excluded.user_email,
+             access = excluded.access,
+             due_ms = CASE WHEN excluded.due_ms IS NULL OR devices.due_ms IS NULL
+                               THEN excluded.due_ms
+                           WHEN devices.due_ms < excluded.due_ms THEN devices.due_ms
+                           ELSE excluded.due_ms
+                      END
+         WHERE (excluded.time_ms, excluded.seq) > (devices.time_ms, devices.seq)",
+        &[
+            device.device_id.into(),
+            event.id.into(),
+            seq.into(),
+            device.time_ms.into(),
+            device.upn.into(),
+            device.email.into(),
+            device.access.as_str().into(),
+            event
+                .due_ms
+                .filter(|_| event.outcome == Outcome::Grace)
+                .into(),
+        ],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Schedules one revocation of a `grace` decision: the device's scheduled
+/// task for it if there is one (its `due` kept when earlier), else a new one
+/// due at the device's grace clock.
+fn schedule(
+    tx: &mut dyn Tx,
+    event: &NewEvent<'_>,
+    device: Option<&str>,
+    due_ms: i64,
+    provider: Provider,
+    subject: &str,
+) -> Result<TaskRef, JournalError> {
+    let existing = match device {
+        Some(device) => one(
+            tx,
+            "SELECT id FROM tasks WHERE device_id = $1 AND provider = $2 AND subject = $3
+                 AND state = 'scheduled'",
+            &[device.into(), provider.as_str().into(), subject.into()],
+        )?
+        .map(|row| row.int(0))
+        .transpose()?,
+        None => None,
+    };
+    let id = match existing {
+        Some(id) => {
+            tx.run(
+                "UPDATE tasks SET due_ms = $2 WHERE id = $1 AND due_ms > $2",
+                &[id.into(), due_ms.into()],
+            )?;
+            id
+        }
+        None => new_task(
+            tx,
+            "scheduled",
+            Some(due_ms),
+            device,
+            event.received_ms,
+            provider,
+            subject,
+        )?,
+    };
+    attach(tx, id, event.id)?;
+    Ok(TaskRef {
+        id,
+        provider,
+        subject: subject.to_owned(),
+    })
+}
+
+/// The device's grace clock after a `grace` decision due at `due_ms` (the
+/// devices row, already moved, keeps the earliest).
+fn grace_clock(tx: &mut dyn Tx, device: Option<&str>, due_ms: i64) -> Result<i64, JournalError> {
+    let clock = match device {
+        Some(device) => one(
+            tx,
+            "SELECT due_ms FROM devices WHERE device_id = $1",
+            &[device.into()],
+        )?
+        .map(|row| row.int_or_null(0))
+        .transpose()?
+        .flatten(),
+        None => None,
+    };
+    Ok(clock.map_or(due_ms, |c| c.min(due_ms)))
+}
+
+/// Journals one SET to push: pending now, or for a `grace` scheduled at
+/// `grace` (one per device and receiver: a later `grace` keeps the earlier
+/// time and the first decision's SET).
+fn insert_delivery(
+    tx: &mut dyn Tx,
+    event: &NewEvent<'_>,
+    d: &NewDelivery<'_>,
+    grace: Option<i64>,
+) -> Result<(), JournalError> {
+    let Some(due) = grace else {
+        tx.run(
+            "INSERT INTO deliveries (receiver, event_id, jti, user_name, device_id, event_ms,
+                                     reason, state, created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
+             ON CONFLICT (receiver, event_id) DO NOTHING",
+            &[
+                d.receiver.into(),
+                event.id.into(),
+                d.jti.into(),
+                d.user.into(),
+                d.device_id.into(),
+                d.event_ms.into(),
+                d.reason.into(),
+                event.received_ms.into(),
+            ],
+        )?;
+        return Ok(());
+    };
+    let updated = tx.run(
+        "UPDATE deliveries SET due_ms = $3, event_ms = $3
+         WHERE device_id = $1 AND receiver = $2 AND state = 'scheduled' AND due_ms > $3",
+        &[d.device_id.into(), d.receiver.into(), due.into()],
+    )?;
+    let waiting = one(
+        tx,
+        "SELECT id FROM deliveries WHERE device_id = $1 AND receiver = $2 AND state = 'scheduled'",
+        &[d.device_id.into(), d.receiver.into()],
+    )?;
+    if updated == 0 && waiting.is_none() {
+        tx.run(
+            "INSERT INTO deliveries (receiver, event_id, jti, user_name, device_id, event_ms,
+                                     reason, state, due_ms, created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $6, $8, $8)
+             ON CONFLICT (receiver, event_id) DO NOTHING",
+            &[
+                d.receiver.into(),
+                event.id.into(),
+                d.jti.into(),
+                d.user.into(),
+                d.device_id.into(),
+                due.into(),
+                d.reason.into(),
+                event.received_ms.into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Cancels the device's scheduled SETs.
+fn cancel_deliveries(
+    tx: &mut dyn Tx,
+    event: &NewEvent<'_>,
+    device: &str,
+) -> Result<(), JournalError> {
+    tx.run(
+        "UPDATE deliveries SET state = 'cancelled', updated_ms = $2
+         WHERE device_id = $1 AND state = 'scheduled'",
+        &[device.into(), event.received_ms.into()],
+    )?;
+    Ok(())
+}
+
+/// Cancels the device's scheduled tasks; returns their ids.
+fn cancel(
+    tx: &mut dyn Tx,
+    event: &NewEvent<'_>,
+    device: &str,
+) -> Result<Vec<TaskId>, JournalError> {
+    tx.rows(
+        "UPDATE tasks SET state = 'cancelled', cancelled_by = $2, updated_ms = $3
+         WHERE device_id = $1 AND state = 'scheduled' RETURNING id",
+        &[device.into(), event.id.into(), event.received_ms.into()],
+    )?
+    .into_iter()
+    .map(|row| row.int(0))
+    .collect()
+}
+
+/// Makes the device's scheduled tasks pending now (a `revoke` does not wait).
+fn make_due(tx: &mut dyn Tx, device: &str, now_ms: i64) -> Result<Vec<TaskRef>, JournalError> {
+    let scheduled = task_refs(
+        tx,
+        "SELECT id, provider, subject FROM tasks
+         WHERE device_id = $1 AND state = 'scheduled' ORDER BY id",
+        &[device.into()],
+    )?;
+    scheduled
+        .into_iter()
+        .map(|task| promote(tx, task, now_ms))
+        .collect()
+}
+
+fn new_task(
+    tx: &mut dyn Tx,
+    state: &str,
+    due_ms: Option<i64>,
+    device: Option<&str>,
+    now_ms: i64,
+    provider: Provider,
+    subject: &str,
+) -> Result<TaskId, JournalError> {
+    let row = one(
+        tx,
+        "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms, due_ms, device_id)
+         VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING id",
+        &[
+            provider.as_str().into(),
+            subject.into(),
+            state.into(),
+            now_ms.into(),
+            due_ms.into(),
+            device.into(),
+        ],
+    )?;
+    row.ok_or(JournalError::BatchMismatch { sent: 1, got: 0 })?
+        .int(0)
+}
+
+fn attach(tx: &mut dyn Tx, task: TaskId, event: &str) -> Result<(), JournalError> {
+    tx.run(
+        "INSERT INTO task_events (task_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[task.into(), event.into()],
+    )?;
+    Ok(())
+}
+
+fn insert_attempt(
+    tx: &mut dyn Tx,
+    task: TaskId,
+    attempt: &Attempt<'_>,
+) -> Result<TaskState, JournalError> {
+    match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
+        None => return Err(JournalError::UnknownTask(task)),
+        Some(TaskState::Pending) => {}
+        Some(state) => return Err(JournalError::NotPending { id: task, state }),
+    }
+    let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
+    tx.run(
+        "INSERT INTO attempts
+             (task_id, at_ms, http_status, error_code, provider_code, message, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            task.into(),
+            attempt.at_ms.into(),
+            attempt.http_status.into(),
+            attempt.error_code.into(),
+            attempt.provider_code.into(),
+            message.into(),
+            attempt.result.as_str().into(),
+        ],
+    )?;
+    let new_state = attempt.result.state();
+    tx.run(
+        "UPDATE tasks SET state = $2, updated_ms = $3, attempts = attempts + 1,
+             last_status = $4, last_error_code = $5, last_provider_code = $6,
+             last_message = $7
+         WHERE id = $1",
+        &[
+            task.into(),
+            new_state.as_str().into(),
+            attempt.at_ms.into(),
+            attempt.http_status.into(),
+            attempt.error_code.into(),
+            attempt.provider_code.into(),
+            message.into(),
+        ],
+    )?;
+    Ok(new_state)
+}
+
+fn task_events(tx: &mut dyn Tx, task: TaskId) -> Result<Vec<String>, JournalError> {
+    tx.rows(
+        "SELECT event_id FROM task_events WHERE task_id = $1 ORDER BY rowid",
+        &[task.into()],
+    )?
+    .into_iter()
+    .map(|row| row.text(0))
+    .collect()
+}
+
+fn read_pending(tx: &mut dyn Tx) -> Result<Vec<Task>, JournalError> {
+    let rows = tx.rows(
+        "SELECT id, provider, subject, attempts FROM tasks WHERE state = 'pending' ORDER BY id",
+        &[],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let id = row.int(0)?;
+            Ok(Task {
+                id,
+                provider: stored_provider(row.text(1)?)?,
+                subject: row.text(2)?,
+                attempts: u32_of(row.int(3)?)?,
+                events: task_events(tx, id)?,
+            })
+        })
+        .collect()
+}
+
+fn read_failed(tx: &mut dyn Tx) -> Result<Vec<FailedTask>, JournalError> {
+    let rows = tx.rows(
+        "SELECT id, provider, subject, last_status, last_error_code, last_provider_code,
+                last_message, attempts, updated_ms
+         FROM tasks WHERE state = 'failed' ORDER BY id",
+        &[],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let id = row.int(0)?;
+            Ok(FailedTask {
+                id,
+                provider: stored_provider(row.text(1)?)?,
+                subject: row.text(2)?,
+                http_status: u16_of(row.int_or_null(3)?)?,
+                error_code: row.text_or_null(4)?,
+                provider_code: row.text_or_null(5)?,
+                message: row.text_or_null(6)?,
+                attempts: u32_of(row.int(7)?)?,
+                updated_ms: row.int(8)?,
+                events: task_events(tx, id)?,
+            })
+        })
+        .collect()
+}
+
+fn read_failed_deliveries(tx: &mut dyn Tx) -> Result<Vec<FailedDelivery>, JournalError> {
+    tx.rows(
+        "SELECT id, receiver, event_id, last_status, last_err, last_message, attempts
+         FROM deliveries WHERE state = 'failed' ORDER BY id",
+        &[],
+    )?
+    .into_iter()
+    .map(|row| {
+        Ok(FailedDelivery {
+            id: row.int(0)?,
+            receiver: row.text(1)?,
+            event_id: row.text(2)?,
+            http_status: u16_of(row.int_or_null(3)?)?,
+            err: row.text_or_null(4)?,
+            message: row.text_or_null(5)?,
+            attempts: u32_of(row.int(6)?)?,
+        })
+    })
+    .collect()
+}
+
+fn read_scheduled(tx: &mut dyn Tx) -> Result<Vec<ScheduledTask>, JournalError> {
+    let rows = tx.rows(
+        "SELECT id, provider, subject, device_id, due_ms FROM tasks
+         WHERE state = 'scheduled' ORDER BY due_ms, id",
+        &[],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let id = row.int(0)?;
+            Ok(ScheduledTask {
+                id,
+                provider: stored_provider(row.text(1)?)?,
+                subject: row.text(2)?,
+                device_id: row.text_or_null(3)?,
+                due_ms: row.int(4)?,
+                events: task_events(tx, id)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_read_by_type() {
+        let row = [
+            V::Int(7),
+            V::Text("x".into()),
+            V::Null(Kind::Int),
+            V::Null(Kind::Text),
+        ];
+        assert_eq!(row.int(0).unwrap(), 7);
+        assert_eq!(row.text(1).unwrap(), "x");
+        assert_eq!(row.int_or_null(2).unwrap(), None);
+        assert_eq!(row.text_or_null(3).unwrap(), None);
+        assert!(row.text(0).is_err());
+        assert!(row.int(2).is_err());
+        assert!(row.int(9).is_err());
+    }
+}
