@@ -1,12 +1,19 @@
-#![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
-//! The run journal (SPEC §8), on real SQLite files.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests; the behaviour tests are plain functions run once per backend"
+)]
+//! The journal (SPEC §8, §12): every behaviour test runs on a real SQLite
+//! file and on a real PostgreSQL (a throwaway cluster per test binary, a
+//! fresh database per test); the migration tests are SQLite's.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use host_runner::journal::{
     Attempt, AttemptResult, DeviceFacts, Durability, Journal, JournalError, NewDelivery, NewEvent,
-    Recorded, SCHEMA_VERSION, SqliteJournal, TaskCounts, TaskRef, TaskState,
+    PostgresJournal, Recorded, SCHEMA_VERSION, SqliteJournal, TaskCounts, TaskRef, TaskState,
 };
 use policy_core::{Access, Outcome, Provider};
 
@@ -221,10 +228,8 @@ fn a_newer_schema_is_refused() {
     assert_eq!(user_version(&path), SCHEMA_VERSION + 1);
 }
 
-#[test]
-fn a_duplicate_event_id_creates_nothing() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn a_duplicate_event_id_creates_nothing(store: &dyn Store) {
+    let j = store.open();
     let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     assert_eq!(tasks.len(), 2);
     assert_ne!(tasks[0].id, tasks[1].id);
@@ -242,10 +247,8 @@ fn a_duplicate_event_id_creates_nothing() {
     }
 }
 
-#[test]
-fn a_real_run_replaces_a_dry_run_row() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn a_real_run_replaces_a_dry_run_row(store: &dyn Store) {
+    let j = store.open();
     let dry_tasks = new_tasks(j.record_event(&dry(event("e1", ALICE))).unwrap());
     assert!(dry_tasks.is_empty());
     assert!(j.pending_tasks().unwrap().is_empty());
@@ -268,10 +271,8 @@ fn a_real_run_replaces_a_dry_run_row() {
     );
 }
 
-#[test]
-fn a_dry_run_after_a_real_run_is_a_duplicate() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn a_dry_run_after_a_real_run_is_a_duplicate(store: &dyn Store) {
+    let j = store.open();
     new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     assert_eq!(
         j.record_event(&dry(event("e1", ALICE))).unwrap(),
@@ -281,10 +282,8 @@ fn a_dry_run_after_a_real_run_is_a_duplicate() {
     assert_eq!((status.events, status.dry_run_events), (1, 0));
 }
 
-#[test]
-fn pending_tasks_coalesce_until_done() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn pending_tasks_coalesce_until_done(store: &dyn Store) {
+    let j = store.open();
     let first = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap());
     let second = new_tasks(j.record_event(&event("e2", ALICE)).unwrap());
     assert_eq!(first.len(), 1);
@@ -321,10 +320,8 @@ fn pending_tasks_coalesce_until_done() {
     assert_eq!(pending[1].events, ["e3"]);
 }
 
-#[test]
-fn the_same_revocation_twice_in_one_decision_is_one_task() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn the_same_revocation_twice_in_one_decision_is_one_task(store: &dyn Store) {
+    let j = store.open();
     let twice = [ALICE_O365[0], ALICE_O365[0]];
     let tasks = new_tasks(j.record_event(&event("e1", &twice)).unwrap());
     assert_eq!(tasks.len(), 1);
@@ -356,10 +353,8 @@ fn retry_keeps_the_task_pending_and_counts_attempts() {
     assert_eq!(rows, 3);
 }
 
-#[test]
-fn a_failed_attempt_ends_the_task_and_shows_in_status() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn a_failed_attempt_ends_the_task_and_shows_in_status(store: &dyn Store) {
+    let j = store.open();
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     j.record_attempt(id, &attempt(AttemptResult::Retry))
         .unwrap();
@@ -396,10 +391,8 @@ fn a_failed_attempt_ends_the_task_and_shows_in_status() {
     assert!(j.pending_tasks().unwrap().is_empty());
 }
 
-#[test]
-fn a_done_attempt_ends_the_task() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn a_done_attempt_ends_the_task(store: &dyn Store) {
+    let j = store.open();
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     let done = Attempt {
         at_ms: 2_500,
@@ -453,10 +446,8 @@ fn attempts_on_finished_or_unknown_tasks_are_refused() {
     assert_eq!(rows, 2);
 }
 
-#[test]
-fn pending_tasks_survive_a_crash() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn pending_tasks_survive_a_crash(store: &dyn Store) {
+    let j = store.open();
     let first = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     new_tasks(j.record_event(&event("e2", ALICE_O365)).unwrap());
     j.record_attempt(first[1].id, &attempt(AttemptResult::Retry))
@@ -464,7 +455,7 @@ fn pending_tasks_survive_a_crash() {
     // The run dies before any task finishes.
     drop(j);
 
-    let j = open(&path);
+    let j = store.open();
     let pending = j.pending_tasks().unwrap();
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[0].id, first[0].id);
@@ -536,10 +527,8 @@ fn an_unknown_outcome_is_refused() {
     );
 }
 
-#[test]
-fn a_batch_of_a_thousand_events_is_one_call() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn a_batch_of_a_thousand_events_is_one_call(store: &dyn Store) {
+    let j = store.open();
     let ids: Vec<String> = (0..1_000).map(|i| format!("e{i}")).collect();
     let subjects: Vec<String> = (0..100).map(|i| format!("user{i}@example.com")).collect();
     let revocations: Vec<[(Provider, &str); 1]> = (0..1_000)
@@ -585,10 +574,8 @@ fn a_batch_of_a_thousand_events_is_one_call() {
     assert_eq!(status.tasks.pending, 0);
 }
 
-#[test]
-fn status_counts_tasks_by_state() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn status_counts_tasks_by_state(store: &dyn Store) {
+    let j = store.open();
     let subjects = [
         [(O365, "a@example.com")],
         [(O365, "b@example.com")],
@@ -635,9 +622,8 @@ fn status_counts_tasks_by_state() {
     assert_eq!(pending, [ids[2], ids[3]]);
 }
 
-#[test]
-fn long_messages_are_clipped_and_in_memory_works() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn long_messages_are_clipped_and_in_memory_works(store: &dyn Store) {
+    let j = store.open();
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     let long = "é".repeat(2_000);
     let failed = Attempt {
@@ -699,9 +685,8 @@ fn recorded_parts(recorded: Recorded) -> (Vec<TaskRef>, Vec<TaskRef>, usize) {
     }
 }
 
-#[test]
-fn a_grace_decision_schedules_its_revocations_until_due() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn a_grace_decision_schedules_its_revocations_until_due(store: &dyn Store) {
+    let j = store.open();
     let (now, scheduled, _) = recorded_parts(
         j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
             .unwrap(),
@@ -737,9 +722,8 @@ fn a_grace_decision_schedules_its_revocations_until_due() {
     ));
 }
 
-#[test]
-fn a_later_compliant_event_cancels_the_schedule_and_a_late_older_one_does_not() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn a_later_compliant_event_cancels_the_schedule_and_a_late_older_one_does_not(store: &dyn Store) {
+    let j = store.open();
     let (_, scheduled, _) = recorded_parts(
         j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
             .unwrap(),
@@ -760,9 +744,8 @@ fn a_later_compliant_event_cancels_the_schedule_and_a_late_older_one_does_not() 
     assert_eq!(conn_state(scheduled[0].id), Some(TaskState::Cancelled));
 }
 
-#[test]
-fn a_later_grace_keeps_the_earlier_due_and_a_late_grace_schedules_nothing() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn a_later_grace_keeps_the_earlier_due_and_a_late_grace_schedules_nothing(store: &dyn Store) {
+    let j = store.open();
     let (_, first, _) = recorded_parts(
         j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
             .unwrap(),
@@ -792,9 +775,8 @@ fn a_later_grace_keeps_the_earlier_due_and_a_late_grace_schedules_nothing() {
     assert_eq!(j.next_due().unwrap(), Some(9_000));
 }
 
-#[test]
-fn a_later_revoke_makes_the_schedule_due_at_once_joining_pending_tasks() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn a_later_revoke_makes_the_schedule_due_at_once_joining_pending_tasks(store: &dyn Store) {
+    let j = store.open();
     // A pending Office 365 task for alice exists already (another device).
     let pending = new_tasks(j.record_event(&event("r0", ALICE_O365)).unwrap());
     let (_, scheduled, _) = recorded_parts(
@@ -819,9 +801,8 @@ fn a_later_revoke_makes_the_schedule_due_at_once_joining_pending_tasks() {
     assert_eq!(o365.events, ["r0", "g1", "r1"]);
 }
 
-#[test]
-fn due_tasks_join_a_pending_task_for_the_same_revocation() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn due_tasks_join_a_pending_task_for_the_same_revocation(store: &dyn Store) {
+    let j = store.open();
     recorded_parts(
         j.record_event(&grace("g1", "d1", 100, 5_000, ALICE_O365))
             .unwrap(),
@@ -838,9 +819,8 @@ fn due_tasks_join_a_pending_task_for_the_same_revocation() {
     assert_eq!(tasks[0].events, ["r0", "g1", "g2"]);
 }
 
-#[test]
-fn report_only_and_dry_run_grace_decisions_schedule_nothing() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn report_only_and_dry_run_grace_decisions_schedule_nothing(store: &dyn Store) {
+    let j = store.open();
     let report_only = NewEvent {
         enforced: false,
         ..grace("g1", "d1", 100, 5_000, ALICE)
@@ -861,24 +841,20 @@ fn report_only_and_dry_run_grace_decisions_schedule_nothing() {
     assert_eq!(j.next_due().unwrap(), None);
 }
 
-#[test]
-fn the_schedule_survives_reopening() {
-    let (_dir, path) = temp();
+fn the_schedule_survives_reopening(store: &dyn Store) {
     {
-        let j = open(&path);
+        let j = store.open();
         j.record_event(&grace("g1", "d1", 100, 5_000, ALICE))
             .unwrap();
     }
-    let j = open(&path);
+    let j = store.open();
     assert_eq!(j.next_due().unwrap(), Some(5_000));
     assert_eq!(j.promote_due(5_000).unwrap().len(), 2);
 }
 
-#[test]
-fn a_device_keeps_its_latest_decision_by_event_time_across_reopening() {
-    let (_dir, path) = temp();
+fn a_device_keeps_its_latest_decision_by_event_time_across_reopening(store: &dyn Store) {
     {
-        let j = open(&path);
+        let j = store.open();
         j.record_event(&on_device(event("e1", ALICE), "d1", 200, Access::Block))
             .unwrap();
         // Arrives later, happened earlier: does not overturn e1.
@@ -893,7 +869,7 @@ fn a_device_keeps_its_latest_decision_by_event_time_across_reopening() {
         j.record_event(&on_device(event("e4", &[]), "d2", 50, Access::Allow))
             .unwrap();
     }
-    let devices = open(&path).devices().unwrap();
+    let devices = store.open().devices().unwrap();
     assert_eq!(devices.len(), 2);
     assert_eq!(devices[0].device_id, "d1");
     assert_eq!(devices[0].event_id, "e1");
@@ -902,7 +878,7 @@ fn a_device_keeps_its_latest_decision_by_event_time_across_reopening() {
     assert_eq!(devices[0].upn.as_deref(), Some("alice@example.com"));
     assert_eq!(devices[1].event_id, "e4");
     // Same time, later arrival: the later one wins.
-    let j = open(&path);
+    let j = store.open();
     let same_time = NewEvent {
         outcome: Outcome::NoAction,
         ..on_device(event("e5", &[]), "d1", 200, Access::Allow)
@@ -924,9 +900,10 @@ fn announce<'a>(receiver: &'a str, jti: &'a str, device: &'a str) -> NewDelivery
     }
 }
 
-#[test]
-fn deliveries_are_journaled_with_their_event_once_per_receiver_and_take_attempts() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn deliveries_are_journaled_with_their_event_once_per_receiver_and_take_attempts(
+    store: &dyn Store,
+) {
+    let j = store.open();
     let sets = [announce("rp-a", "j1", "d1"), announce("rp-b", "j2", "d1")];
     let revoke = NewEvent {
         deliveries: &sets,
@@ -977,9 +954,8 @@ fn deliveries_are_journaled_with_their_event_once_per_receiver_and_take_attempts
     ));
 }
 
-#[test]
-fn a_grace_decisions_sets_wait_with_its_revocations() {
-    let j = SqliteJournal::open_in_memory().unwrap();
+fn a_grace_decisions_sets_wait_with_its_revocations(store: &dyn Store) {
+    let j = store.open();
     let first = [announce("rp", "j1", "d1")];
     let second = [announce("rp", "j2", "d1")];
     j.record_event(&NewEvent {
@@ -1009,16 +985,14 @@ fn a_grace_decisions_sets_wait_with_its_revocations() {
     assert_eq!(j.status().unwrap().deliveries.cancelled, 1);
 }
 
-#[test]
-fn streams_are_kept_replaced_and_deleted() {
-    let (_dir, path) = temp();
+fn streams_are_kept_replaced_and_deleted(store: &dyn Store) {
     {
-        let j = open(&path);
+        let j = store.open();
         j.put_stream("s1", r#"{"v":1}"#, 1).unwrap();
         j.put_stream("s1", r#"{"v":2}"#, 2).unwrap();
         j.put_stream("s2", r#"{"v":3}"#, 3).unwrap();
     }
-    let j = open(&path);
+    let j = store.open();
     assert_eq!(
         j.streams().unwrap(),
         [
@@ -1030,3 +1004,81 @@ fn streams_are_kept_replaced_and_deleted() {
     assert!(!j.delete_stream("s1").unwrap());
     assert_eq!(j.streams().unwrap().len(), 1);
 }
+
+/// Where a journal lives: each behaviour test runs on both backends.
+trait Store {
+    /// Opens (or reopens) the journal.
+    fn open(&self) -> Box<dyn Journal>;
+}
+
+/// A SQLite file in a temp dir.
+struct SqliteStore {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    fn new() -> Self {
+        let (_dir, path) = temp();
+        Self { _dir, path }
+    }
+}
+
+impl Store for SqliteStore {
+    fn open(&self) -> Box<dyn Journal> {
+        Box::new(open(&self.path))
+    }
+}
+
+/// A fresh database in this test binary's throwaway PostgreSQL cluster.
+struct PostgresStore(String);
+
+impl PostgresStore {
+    fn new() -> Self {
+        let cluster = fake_providers::postgres::TempPostgres::shared().unwrap();
+        Self(cluster.fresh_database().unwrap())
+    }
+}
+
+impl Store for PostgresStore {
+    fn open(&self) -> Box<dyn Journal> {
+        Box::new(PostgresJournal::open(&self.0).unwrap())
+    }
+}
+
+/// One `#[test]` per backend for each behaviour test.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&super::SqliteStore::new()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&super::PostgresStore::new()); })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_duplicate_event_id_creates_nothing,
+    a_real_run_replaces_a_dry_run_row,
+    a_dry_run_after_a_real_run_is_a_duplicate,
+    pending_tasks_coalesce_until_done,
+    the_same_revocation_twice_in_one_decision_is_one_task,
+    a_failed_attempt_ends_the_task_and_shows_in_status,
+    a_done_attempt_ends_the_task,
+    pending_tasks_survive_a_crash,
+    a_batch_of_a_thousand_events_is_one_call,
+    status_counts_tasks_by_state,
+    long_messages_are_clipped_and_in_memory_works,
+    a_grace_decision_schedules_its_revocations_until_due,
+    a_later_compliant_event_cancels_the_schedule_and_a_late_older_one_does_not,
+    a_later_grace_keeps_the_earlier_due_and_a_late_grace_schedules_nothing,
+    a_later_revoke_makes_the_schedule_due_at_once_joining_pending_tasks,
+    due_tasks_join_a_pending_task_for_the_same_revocation,
+    report_only_and_dry_run_grace_decisions_schedule_nothing,
+    the_schedule_survives_reopening,
+    a_device_keeps_its_latest_decision_by_event_time_across_reopening,
+    deliveries_are_journaled_with_their_event_once_per_receiver_and_take_attempts,
+    a_grace_decisions_sets_wait_with_its_revocations,
+    streams_are_kept_replaced_and_deleted,
+);

@@ -92,8 +92,12 @@ enum Command {
         /// Provider endpoints and credentials (TOML, SPEC §8).
         #[arg(long, value_name = "HOST.toml")]
         config: PathBuf,
-        /// The journal (SQLite); created if missing.
-        #[arg(long, value_name = "STATE.db", default_value = "srs-state.db")]
+        /// The journal: a SQLite file (created if missing) or a postgres:// URL.
+        #[arg(
+            long,
+            value_name = "STATE.db|postgres://…",
+            default_value = "srs-state.db"
+        )]
         state: PathBuf,
         /// Decide and journal, but call no provider.
         #[arg(long)]
@@ -122,8 +126,12 @@ enum Command {
         /// Provider endpoints, credentials and `[serve]` (TOML, SPEC §8, §10).
         #[arg(long, value_name = "HOST.toml")]
         config: PathBuf,
-        /// The journal (SQLite); created if missing.
-        #[arg(long, value_name = "STATE.db", default_value = "srs-state.db")]
+        /// The journal: a SQLite file (created if missing) or a postgres:// URL.
+        #[arg(
+            long,
+            value_name = "STATE.db|postgres://…",
+            default_value = "srs-state.db"
+        )]
         state: PathBuf,
         /// Where to listen, over `[serve] listen` (default 127.0.0.1:8080).
         #[arg(long, value_name = "ADDR")]
@@ -136,7 +144,11 @@ enum Command {
     /// Example: srs status --state srs-state.db
     Status {
         /// The journal (SQLite).
-        #[arg(long, value_name = "STATE.db", default_value = "srs-state.db")]
+        #[arg(
+            long,
+            value_name = "STATE.db|postgres://…",
+            default_value = "srs-state.db"
+        )]
         state: PathBuf,
     },
 }

@@ -2,13 +2,12 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use policy_core::{Mode, PolicySummary, Provider};
 
 use super::{SandboxArgs, exit, read};
-use crate::journal::{Durability, Journal, SqliteJournal};
+use crate::journal::{self, Durability};
 use crate::providers::Clients;
 use crate::revocation::intake::{self, Checked};
 use crate::revocation::{self, RunOptions};
@@ -36,7 +35,7 @@ pub(super) fn run(
         }
         Checked::Valid { summary, .. } => summary,
     };
-    let journal = SqliteJournal::open(state, Durability::Full)?;
+    let journal = journal::open(state, Durability::Full)?;
     // Which providers will be called: the policy's when it is enforced, and
     // those of tasks an earlier run left pending or scheduled. Credentials
     // are read for those only, so a report_only policy needs none.
@@ -63,7 +62,7 @@ pub(super) fn run(
         resume,
     };
     let out = Box::new(std::io::LineWriter::new(std::io::stdout()));
-    let summary = revocation::run(&mut worker, Arc::new(journal), clients, options, input, out)?;
+    let summary = revocation::run(&mut worker, journal, clients, options, input, out)?;
     println!("{summary}");
     Ok(exit(summary.needs_attention()))
 }

@@ -2,12 +2,11 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
 use super::{SandboxArgs, read};
-use crate::journal::{Durability, SqliteJournal};
+use crate::journal::{self, Durability};
 use crate::serve::{Checked, ServeOptions, check_policy, serve as run_service};
 
 pub(super) fn serve(
@@ -30,7 +29,7 @@ pub(super) fn serve(
         }
         Checked::Valid { summary, .. } => summary,
     };
-    let journal = Arc::new(SqliteJournal::open(state, Durability::Full)?);
+    let journal = journal::open(state, Durability::Full)?;
     run_service(ServeOptions {
         plugin,
         policy,

@@ -6,19 +6,22 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::journal::{Durability, Journal, SqliteJournal};
+use crate::journal::{self, Durability};
 use crate::revocation::rfc3339;
 
 pub(super) fn status(state: &Path) -> Result<ExitCode> {
-    if !state.exists() {
+    let url = state
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"));
+    if !url && !state.exists() {
         bail!("no journal at {}", state.display());
     }
-    let status = SqliteJournal::open(state, Durability::Full)?.status()?;
+    let status = journal::open(state, Durability::Full)?.status()?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{}: {} events ({} from dry runs); revocations: {} done, {} failed, {} pending, {} scheduled, {} cancelled",
-        state.display(),
+        journal::display(state),
         status.events,
         status.dry_run_events,
         status.tasks.done,

@@ -29,6 +29,8 @@ mod postgres;
 mod sql;
 mod sqlite;
 
+use std::sync::Arc;
+
 use policy_core::{Access, Outcome, Provider};
 
 pub use postgres::{PG_SCHEMA_VERSION, PostgresJournal, redacted};
@@ -99,6 +101,25 @@ pub enum JournalError {
     /// Any other PostgreSQL failure.
     #[error("journal database error")]
     Postgres(#[from] ::postgres::Error),
+}
+
+/// Opens the journal `--state` names: a `postgres://` (or `postgresql://`)
+/// URL, else a SQLite file path.
+pub fn open(
+    state: &std::path::Path,
+    durability: Durability,
+) -> Result<Arc<dyn Journal>, JournalError> {
+    match state.to_str() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresJournal::open(url)?))
+        }
+        _ => Ok(Arc::new(SqliteJournal::open(state, durability)?)),
+    }
+}
+
+/// `--state` as messages may show it (a URL without its password).
+pub fn display(state: &std::path::Path) -> String {
+    redacted(&state.display().to_string())
 }
 
 /// How hard a commit waits for the disk.

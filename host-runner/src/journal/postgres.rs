@@ -111,7 +111,7 @@ CREATE TABLE streams (
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The advisory lock every writer holds for its transaction.
-const WRITE_LOCK: i64 = 0x5352_535f_4a4e_4c; // "SRS_JNL"
+const WRITE_LOCK: i64 = 0x0053_5253_5f4a_4e4c; // "SRS_JNL"
 
 /// Connections kept per process.
 const POOL_SIZE: u32 = 8;
@@ -176,7 +176,9 @@ impl PostgresJournal {
         Ok(journal)
     }
 
-    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, JournalError> {
+    fn client(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, JournalError> {
         self.pool.get().map_err(|e| JournalError::OpenPostgres {
             url: self.name.clone(),
             why: e.to_string(),

@@ -71,8 +71,22 @@ impl World {
         self.serve_on("127.0.0.1:0")
     }
 
+    /// The Office 365 client secret the config names.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// Starts `srs serve` on a free port with the journal at `state`.
+    pub fn serve_with_state(&self, state: &str) -> Serve {
+        self.start("127.0.0.1:0", state)
+    }
+
     /// Starts `srs serve` on `listen` and waits until it listens.
     pub fn serve_on(&self, listen: &str) -> Serve {
+        self.start(listen, &self.path("state.db").display().to_string())
+    }
+
+    fn start(&self, listen: &str, state: &str) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_srs"))
             .arg("serve")
             .arg("--policy")
@@ -80,7 +94,7 @@ impl World {
             .arg("--config")
             .arg(self.path("host.toml"))
             .arg("--state")
-            .arg(self.path("state.db"))
+            .arg(state)
             .arg("--listen")
             .arg(listen)
             .env(SECRET_ENV, &self.secret)
