@@ -376,10 +376,10 @@ impl Engine {
                 due: due.clone(),
             }],
         ));
-        decision.scheduled = Some(Scheduled {
+        decision.scheduled = Some(Box::new(Scheduled {
             due,
             revocations: std::mem::take(&mut decision.revocations),
-        });
+        }));
     }
 
     /// The event identity (upn first, then email) found in `exempt_users`.
