@@ -12,8 +12,16 @@ const EXAMPLES = [
   ["compliant-phone", "Compliant phone"],
 ];
 
+// Policies for the editor: the shipped example, and the example with a grace
+// period (SPEC §4 step 3a), under which a blocking action is revoked later.
+const GRACE_SECONDS = 14_400;
+const PRESETS = [
+  ["example", "Example policy"],
+  ["grace", "Example with a 4-hour grace period"],
+];
+
 const $ = (id) => document.getElementById(id);
-let examplePolicy = "";
+const presets = {};
 
 async function fetchText(path) {
   const response = await fetch(path);
@@ -42,7 +50,46 @@ function setValue(id, text, className) {
   $(id).className = `value ${className}`;
 }
 
+function providerName(provider) {
+  return provider === "office365" ? "Office 365" : "Google Workspace";
+}
+
+function fillRevocations(table, revocations) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const r of revocations) {
+    const row = body.insertRow();
+    cell(row, providerName(r.provider));
+    cell(row, r.subject, "path");
+  }
+}
+
+/** A number of seconds for people: `4 h`, `1 d 2 h 3 min 4 s`, `0 s`. */
+function duration(seconds) {
+  const parts = [[86_400, "d"], [3_600, "h"], [60, "min"], [1, "s"]].flatMap(([unit, name]) => {
+    const n = Math.floor(seconds / unit);
+    seconds %= unit;
+    return n ? [`${n} ${name}`] : [];
+  });
+  return parts.length ? parts.join(" ") : "0 s";
+}
+
+const pad = (n, width = 2) => (n < 0 ? `-${String(-n).padStart(width, "0")}` : String(n).padStart(width, "0"));
+
+/** A UTC `YYYY-MM-DDTHH:MM:SSZ` in this browser's time zone, with the zone and its offset. */
+function localTime(utc) {
+  const date = new Date(utc);
+  if (Number.isNaN(date.getTime())) return "—";
+  const offset = -Math.trunc(date.getTimezoneOffset());
+  const sign = offset < 0 ? "-" : "+";
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const day = `${pad(date.getFullYear(), 4)}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  return `${day} ${time} ${zone} (UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)})`;
+}
+
 function describeMatched(m) {
+  if ("grace_seconds" in m) return `grace period ${duration(m.grace_seconds)} (${m.grace_seconds} s), due ${m.due}`;
   if ("policy" in m) {
     const action = typeof m.action === "string" ? m.action : `tier ${JSON.stringify(m.action)}`;
     return `policy ${m.policy}: ${action}`;
@@ -58,6 +105,7 @@ function render(answer) {
   const failed = answer.type === "failure";
   $("errors-panel").hidden = !failed;
   $("revocations-panel").hidden = failed;
+  $("scheduled-panel").hidden = failed || !answer.decision?.scheduled;
   $("reasons-panel").hidden = failed;
   const errors = $("errors").tBodies[0];
   errors.replaceChildren();
@@ -86,15 +134,23 @@ function render(answer) {
   setValue("outcome", d.outcome.replace("_", " "), d.outcome);
   setValue("access", d.access, d.access);
   setValue("enforced", d.enforced ? "enforce" : "report only", d.enforced ? "enforce" : "report");
-  const revocations = $("revocations").tBodies[0];
-  revocations.replaceChildren();
-  for (const r of d.revocations) {
-    const row = revocations.insertRow();
-    cell(row, r.provider === "office365" ? "Office 365" : "Google Workspace");
-    cell(row, r.subject, "path");
-  }
+  fillRevocations($("revocations"), d.revocations);
   $("revocations").hidden = d.revocations.length === 0;
   $("no-revocations").hidden = d.revocations.length > 0;
+  $("no-revocations").textContent = d.scheduled
+    ? "No sessions are revoked now: they are scheduled below."
+    : "No sessions are revoked now.";
+  if (d.scheduled) {
+    const { due, revocations } = d.scheduled;
+    $("due").textContent = due;
+    $("due").dateTime = due;
+    $("due-local").textContent = localTime(due);
+    const grace = d.reasons.find((r) => r.rule === "grace-period")?.matched.find((m) => "grace_seconds" in m);
+    $("grace-length").textContent = grace
+      ? `${duration(grace.grace_seconds)} (${grace.grace_seconds} s) after the event's time`
+      : "—";
+    fillRevocations($("scheduled"), revocations);
+  }
   $("reasons").replaceChildren(...d.reasons.map((r) => {
     const li = document.createElement("li");
     li.dataset.rule = r.rule;
@@ -119,19 +175,32 @@ async function loadExample(name) {
   update();
 }
 
+/** The policy text with `grace_seconds` added as its last field, in the file's layout. */
+function withGrace(text, seconds) {
+  const added = text.replace(/\n}\s*$/, `,\n  "grace_seconds": ${seconds}\n}\n`);
+  return added !== text ? added : `${JSON.stringify({ ...JSON.parse(text), grace_seconds: seconds }, null, 2)}\n`;
+}
+
 async function main() {
   await init();
   window.srs = srs; // for the browser tests and the curious
   $("version").textContent = `v${version()}`;
   for (const [name, label] of EXAMPLES) $("example").append(new Option(label, name));
-  examplePolicy = await fetchText("../examples/policy.json");
-  $("policy").value = examplePolicy;
+  presets.example = await fetchText("../examples/policy.json");
+  presets.grace = withGrace(presets.example, GRACE_SECONDS);
+  for (const [name, label] of PRESETS) $("preset").append(new Option(label, name));
+  $("policy").value = presets.example;
   let timer;
   const onInput = () => { clearTimeout(timer); timer = setTimeout(update, 120); };
   $("policy").addEventListener("input", onInput);
   $("event").addEventListener("input", onInput);
   $("example").addEventListener("change", () => loadExample($("example").value));
-  $("reset-policy").addEventListener("click", () => { $("policy").value = examplePolicy; update(); });
+  $("preset").addEventListener("change", () => { $("policy").value = presets[$("preset").value]; update(); });
+  $("reset-policy").addEventListener("click", () => {
+    $("preset").value = "example";
+    $("policy").value = presets.example;
+    update();
+  });
   await loadExample(EXAMPLES[0][0]);
   document.body.dataset.ready = "true";
 }

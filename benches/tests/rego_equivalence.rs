@@ -1,8 +1,10 @@
 //! The Rego peer (`rego/srs.rego` in regorus) against policy-core on every
 //! conformance vector whose native answer is a success: the same event id,
-//! outcome, enforced flag, access, revocations (in order) and reasons (rule
-//! ids in order, each with what it matched). Failure answers are not compared:
-//! the peer does not replicate input validation.
+//! outcome, enforced flag, access, revocations (in order), the grace period's
+//! `scheduled` and reasons (rule ids in order, each with what it matched).
+//! Failure answers are not compared: the peer does not replicate input
+//! validation (nor a `due` outside years 0000..9999). Warnings are not part
+//! of the decision and are not compared either.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ fn the_rego_peer_decides_every_success_vector_like_policy_core() -> anyhow::Resu
     let files = host_runner::conformance::load(&[dir]).map_err(anyhow::Error::msg)?;
     let mut peer = RegoPeer::new()?;
     let (mut cases, mut successes, mut compared) = (0_usize, 0_usize, 0_usize);
+    let mut graces = 0_usize;
     let mut excluded_seen = BTreeSet::new();
     let mut mismatches = Vec::new();
     for (path, file) in &files {
@@ -46,7 +49,10 @@ fn the_rego_peer_decides_every_success_vector_like_policy_core() -> anyhow::Resu
                 .decide_request(&request)
                 .and_then(|d| rego_decision_json(&d));
             match rego {
-                Ok(rego) if rego == native => compared += 1,
+                Ok(rego) if rego == native => {
+                    compared += 1;
+                    graces += usize::from(native.get("outcome") == Some(&"grace".into()));
+                }
                 Ok(rego) => mismatches.push(format!(
                     "{name}: {}\n  native: {native}\n  rego:   {rego}",
                     case.description
@@ -56,7 +62,7 @@ fn the_rego_peer_decides_every_success_vector_like_policy_core() -> anyhow::Resu
         }
     }
     println!(
-        "{} vector files, {cases} cases, {successes} successes: {compared} compared equal, {} excluded, {} mismatched",
+        "{} vector files, {cases} cases, {successes} successes: {compared} compared equal ({graces} of them grace), {} excluded, {} mismatched",
         files.len(),
         excluded_seen.len(),
         mismatches.len()
@@ -70,5 +76,7 @@ fn the_rego_peer_decides_every_success_vector_like_policy_core() -> anyhow::Resu
     assert_eq!(compared + excluded_seen.len(), successes);
     // The vectors hold many success cases; comparing a handful means loading broke.
     assert!(compared >= 50, "only {compared} cases compared");
+    // The grace period is decided by the peer too, not only passed over.
+    assert!(graces >= 30, "only {graces} grace cases compared");
     Ok(())
 }

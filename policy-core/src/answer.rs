@@ -64,8 +64,8 @@ pub struct Decision {
     /// One per configured provider, in the policy's order, when the outcome is `revoke`.
     pub revocations: Vec<Revocation>,
     /// With outcome `grace` only: what is revoked at `due` unless a later
-    /// event for the device says otherwise.
-    /// Boxed: rare, and it keeps `Answer` small enough to return in a `Result`.
+    /// event for the device says otherwise. Boxed, so that `Answer` stays
+    /// small enough to return in a `Result`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", tsify(optional))]
     pub scheduled: Option<Box<Scheduled>>,
@@ -180,6 +180,17 @@ wire_enum! {
 mod tests {
     use super::*;
     use crate::names::assert_wire_names;
+
+    /// Clippy's `result_large_err` threshold (128 bytes): `Engine::from_json`
+    /// and the hosts return `Result<_, Answer>`.
+    #[test]
+    fn answer_is_small_enough_for_a_result() {
+        assert!(
+            std::mem::size_of::<Answer>() <= 128,
+            "{} bytes",
+            std::mem::size_of::<Answer>()
+        );
+    }
 
     #[test]
     fn outcome_names() {

@@ -104,6 +104,105 @@ fn a_wrong_expectation_fails() {
     assert!(first.iter().any(|m| m.starts_with("reasons:")), "{first:?}");
 }
 
+/// `scheduled` is compared whole (SPEC §9): a wrong `due`, a wrong or missing
+/// scheduled revocation, a `scheduled` expected where there is none, and one
+/// present where `null` (absent) is expected each fail the case; the right one
+/// passes.
+#[test]
+fn a_wrong_scheduled_fails() {
+    let grace_event = serde_json::json!({
+        "id": "e1", "time": "2026-11-27T10:15:00Z",
+        "device": {"id": "d1", "state": "active"},
+        "user": {"upn": "a@example.com", "email": "b@example.com"},
+        "compliance": {"compliant": false,
+                       "violations": [{"policy": "jailbreak", "actions": ["Block"]}]}
+    });
+    let revoke_event = serde_json::json!({
+        "id": "e2", "device": {"id": "d2", "state": "wiped"},
+        "user": {"upn": "a@example.com"}, "compliance": {"compliant": true}
+    });
+    let revocations = serde_json::json!([
+        {"provider": "office365", "subject": "a@example.com"},
+        {"provider": "google_workspace", "subject": "b@example.com"}
+    ]);
+    let right = serde_json::json!({"due": "2026-11-27T14:15:00Z", "revocations": revocations});
+    let case = |description: &str, event: &serde_json::Value, scheduled: serde_json::Value| {
+        serde_json::json!({"description": description, "event": event,
+                           "expect": {"scheduled": scheduled}})
+    };
+    let file: VectorFile = serde_json::from_value(serde_json::json!({
+        "description": "scheduled compared whole",
+        "policy": {"uem": "epmm", "deployment": "access",
+                   "providers": ["office365", "google_workspace"], "grace_seconds": 14400},
+        "cases": [
+            case("right", &grace_event, right.clone()),
+            case("due off by a second", &grace_event,
+                 serde_json::json!({"due": "2026-11-27T14:15:01Z", "revocations": revocations})),
+            case("a scheduled revocation missing", &grace_event,
+                 serde_json::json!({"due": "2026-11-27T14:15:00Z",
+                                    "revocations": [{"provider": "office365", "subject": "a@example.com"}]})),
+            case("subjects swapped", &grace_event,
+                 serde_json::json!({"due": "2026-11-27T14:15:00Z", "revocations": [
+                     {"provider": "office365", "subject": "b@example.com"},
+                     {"provider": "google_workspace", "subject": "a@example.com"}]})),
+            case("an extra field", &grace_event,
+                 serde_json::json!({"due": "2026-11-27T14:15:00Z", "revocations": revocations, "x": 1})),
+            case("expected absent, but there is one", &grace_event, serde_json::Value::Null),
+            case("expected, but revoke has none", &revoke_event, right),
+            case("absent as expected", &revoke_event, serde_json::Value::Null),
+        ]
+    }))
+    .unwrap();
+    let results = conformance::run(&mut Native, &[("inline.json".into(), file)]);
+    let passed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.passed())
+        .map(|r| r.case.as_str())
+        .collect();
+    assert_eq!(passed, ["right", "absent as expected"]);
+    for r in results.iter().filter(|r| !r.passed()) {
+        assert!(
+            r.mismatches.iter().all(|m| m.starts_with("scheduled:")),
+            "{}: {:?}",
+            r.case,
+            r.mismatches
+        );
+    }
+}
+
+/// Warning codes and paths in an expectation are compared (extensions to SPEC §9).
+#[test]
+fn a_wrong_warning_path_fails() {
+    let file: VectorFile = serde_json::from_value(serde_json::json!({
+        "description": "warning paths",
+        "policy": {"uem": "epmm", "deployment": "access", "providers": ["office365"],
+                   "grace_seconds": 60},
+        "cases": [
+            {"description": "no time: missing-field at event.time",
+             "event": {"id": "e1", "device": {"id": "d1", "state": "active"},
+                       "user": {"upn": "a@example.com"},
+                       "compliance": {"compliant": false,
+                                      "violations": [{"policy": "p", "actions": ["Block"]}]}},
+             "expect": {"outcome": "revoke", "warnings": ["missing-field"],
+                        "warning_paths": ["event.time"]}},
+            {"description": "the same with a wrong path",
+             "event": {"id": "e1", "device": {"id": "d1", "state": "active"},
+                       "user": {"upn": "a@example.com"},
+                       "compliance": {"compliant": false,
+                                      "violations": [{"policy": "p", "actions": ["Block"]}]}},
+             "expect": {"warning_paths": ["event.id"]}}
+        ]
+    }))
+    .unwrap();
+    let results = conformance::run(&mut Native, &[("inline.json".into(), file)]);
+    assert_eq!(conformance::summary(&results), "1 passed, 1 failed");
+    let second = &results[1].mismatches;
+    assert!(
+        second.iter().any(|m| m.starts_with("warning paths:")),
+        "{second:?}"
+    );
+}
+
 #[test]
 fn a_misspelt_expectation_is_refused() {
     let file = serde_json::from_value::<VectorFile>(serde_json::json!({

@@ -35,6 +35,10 @@ pub struct Expect {
     pub enforced: Option<bool>,
     /// Compared exactly, in order.
     pub revocations: Option<Value>,
+    /// `decision.scheduled` (SPEC §5, outcome `grace`), compared whole;
+    /// `null` expects no `scheduled` at all, as every other outcome has.
+    #[serde(default, deserialize_with = "present")]
+    pub scheduled: Option<Value>,
     /// Rule ids, compared in order.
     pub reasons: Option<Vec<String>>,
     /// Error codes, compared as a set.
@@ -43,6 +47,14 @@ pub struct Expect {
     pub warnings: Option<Vec<String>>,
     /// Error paths, compared as a set (an extension to SPEC §9).
     pub error_paths: Option<Vec<String>>,
+    /// Warning paths, compared as a set (an extension to SPEC §9).
+    pub warning_paths: Option<Vec<String>>,
+}
+
+/// A field that is present, `null` included: `Some(Value::Null)` tells
+/// "expected absent" apart from "not compared".
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// An implementation under test: answers one request envelope with answer JSON.
@@ -186,6 +198,14 @@ pub fn compare(expect: &Expect, answer: &str) -> Vec<String> {
             &mut out,
         );
     }
+    if let Some(paths) = &expect.warning_paths {
+        expect_set(
+            "warning paths",
+            paths,
+            &strings(answer.get("warnings"), "path"),
+            &mut out,
+        );
+    }
     let mut expect_eq = |name: &str, want: Option<Value>| {
         if let Some(want) = want {
             let got = field(name).cloned().unwrap_or(Value::Null);
@@ -198,6 +218,7 @@ pub fn compare(expect: &Expect, answer: &str) -> Vec<String> {
     expect_eq("access", expect.access.clone().map(Value::String));
     expect_eq("enforced", expect.enforced.map(Value::Bool));
     expect_eq("revocations", expect.revocations.clone());
+    expect_eq("scheduled", expect.scheduled.clone());
     if let Some(rules) = &expect.reasons {
         let got = strings(field("reasons"), "rule");
         if &got != rules {

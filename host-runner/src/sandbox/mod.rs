@@ -622,3 +622,85 @@ impl std::fmt::Debug for Worker<'_> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Limits, Plugin, Worker};
+
+    const POLICY: &str =
+        r#"{"uem":"epmm","deployment":"access","providers":["google_workspace","office365"]"#;
+    const EVENT: &str = r#"{"id":"e1","time":"2026-11-27T10:15:00.250+02:00","device":{"id":"d1","state":"active"},"user":{"upn":"a@example.com"},"compliance":{"compliant":false,"violations":[{"policy":"jailbreak","actions":["Block"]}]}}"#;
+
+    fn native_summary(policy: &str) -> String {
+        match policy_core::Engine::from_json(policy.as_bytes()) {
+            Ok(engine) => engine.accepted().to_json(),
+            Err(failure) => failure.to_json(),
+        }
+    }
+
+    /// `srs_set_policy` in the embedded module reports the policy's
+    /// `grace_seconds` in its summary (SPEC §6), and the kept policy's grace
+    /// period applies to `srs_evaluate_event`: as policy-core answers natively.
+    #[test]
+    fn set_policy_summary_reports_grace_seconds_and_the_kept_policy_waits() {
+        let plugin = Plugin::embedded(Limits::default()).unwrap();
+        let mut worker = Worker::new(&plugin);
+        for (field, grace, due) in [
+            ("", 0, None),
+            (r#","grace_seconds":0"#, 0, None),
+            (r#","grace_seconds":1"#, 1, Some("2026-11-27T08:15:01Z")),
+            (
+                r#","grace_seconds":14400"#,
+                14_400,
+                Some("2026-11-27T12:15:00Z"),
+            ),
+            (
+                r#","grace_seconds":2592000"#,
+                2_592_000,
+                Some("2026-12-27T08:15:00Z"),
+            ),
+        ] {
+            let policy = format!("{POLICY}{field}}}");
+            let answer = worker.set_policy(policy.as_bytes()).unwrap();
+            assert_eq!(answer, native_summary(&policy), "{policy}");
+            let summary: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(summary["type"], "success", "{answer}");
+            assert_eq!(summary["policy"]["grace_seconds"], grace, "{answer}");
+
+            let answer = worker.evaluate_event(EVENT.as_bytes()).unwrap();
+            let request = format!(r#"{{"policy":{policy},"event":{EVENT}}}"#);
+            assert_eq!(answer, policy_core::evaluate_json_str(&request), "{policy}");
+            let decision = &serde_json::from_str::<serde_json::Value>(&answer).unwrap()["decision"];
+            match due {
+                None => {
+                    assert_eq!(decision["outcome"], "revoke", "{answer}");
+                    assert!(decision.get("scheduled").is_none(), "{answer}");
+                }
+                Some(due) => {
+                    assert_eq!(decision["outcome"], "grace", "{answer}");
+                    assert_eq!(decision["access"], "allow", "{answer}");
+                    assert_eq!(decision["revocations"], serde_json::json!([]), "{answer}");
+                    assert_eq!(decision["scheduled"]["due"], due, "{answer}");
+                    assert_eq!(
+                        decision["scheduled"]["revocations"],
+                        serde_json::json!([
+                            {"provider": "google_workspace", "subject": "a@example.com"},
+                            {"provider": "office365", "subject": "a@example.com"},
+                        ]),
+                        "{answer}"
+                    );
+                }
+            }
+        }
+        // Past 30 days the policy is refused, and the module keeps no policy.
+        let policy = format!(r#"{POLICY},"grace_seconds":2592001}}"#);
+        let answer = worker.set_policy(policy.as_bytes()).unwrap();
+        assert_eq!(answer, native_summary(&policy));
+        assert!(
+            answer.contains(r#""path":"policy.grace_seconds""#),
+            "{answer}"
+        );
+        let answer = worker.evaluate_event(EVENT.as_bytes()).unwrap();
+        assert!(answer.starts_with(r#"{"type":"failure""#), "{answer}");
+    }
+}

@@ -109,3 +109,65 @@ test("a malformed event shows each error with its path", async () => {
   await page.waitForFunction(() => document.querySelector("#errors tbody td.path")?.textContent === "event");
   assert.equal(await page.textContent("#errors tbody .code"), "malformed-json");
 });
+
+test("a grace period shows the due time, UTC and local, and what is scheduled apart from what is revoked now", async () => {
+  // A page of its own in a known time zone (Japan: UTC+09:00, no daylight saving).
+  const local = await browser.newPage({ viewport: { width: 1280, height: 800 }, timezoneId: "Asia/Tokyo" });
+  const problems = [];
+  local.on("pageerror", (e) => problems.push(e.message));
+  try {
+    await local.goto(`${base}/web/`);
+    await local.waitForFunction(() => document.body.dataset.ready, null, { timeout: 30_000 });
+    assert.equal(await local.evaluate(() => document.body.dataset.ready), "true", problems.join("\n"));
+    await local.selectOption("#example", "jailbroken-iphone");
+    await local.waitForFunction(() => document.querySelector("#outcome").textContent === "revoke");
+    assert.equal(await local.isVisible("#scheduled-panel"), false);
+
+    // An offset and a fraction: the due time is in whole UTC seconds.
+    const event = JSON.parse(await local.inputValue("#event"));
+    event.time = "2026-11-27T10:15:00.750-03:00";
+    await local.fill("#event", JSON.stringify(event, null, 2));
+    const example = JSON.parse(await local.inputValue("#policy"));
+    assert.equal(example.grace_seconds, undefined);
+    const now = await local.evaluate(({ policy, event }) => window.srs.evaluate(policy, event).decision.revocations,
+      { policy: example, event });
+    assert.equal(now.length, 2);
+
+    await local.selectOption("#preset", "grace");
+    const policy = JSON.parse(await local.inputValue("#policy"));
+    assert.deepEqual(policy, { ...example, grace_seconds: 14_400 });
+    await local.waitForFunction(() => document.querySelector("#outcome").textContent === "grace");
+    assert.equal(await local.textContent("#access"), "allow");
+    const due = new Date(Math.floor(Date.parse(event.time) / 1000) * 1000 + policy.grace_seconds * 1000)
+      .toISOString().replace(/\.\d{3}Z$/, "Z");
+    assert.equal(due, "2026-11-27T17:15:00Z");
+    assert.equal(await local.textContent("#due"), due);
+    assert.equal(await local.getAttribute("#due", "datetime"), due);
+    assert.equal(await local.textContent("#due-local"), "2026-11-28 02:15:00 Asia/Tokyo (UTC+09:00)");
+    assert.match(await local.textContent("#grace-length"), /^4 h \(14400 s\)/);
+
+    // Scheduled: the revocations the event gets without a grace period; nothing revoked now.
+    const label = { office365: "Office 365", google_workspace: "Google Workspace" };
+    const rows = await local.$$eval("#scheduled tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+    assert.deepEqual(rows, now.map((r) => [label[r.provider], r.subject]));
+    assert.equal(await local.isVisible("#scheduled-panel"), true);
+    assert.equal(await local.isVisible("#revocations"), false);
+    assert.equal(await local.isVisible("#no-revocations"), true);
+    assert.match(await local.textContent("#no-revocations"), /revoked now/);
+    assert.deepEqual(await local.$$eval("#reasons > li", (lis) => lis.map((li) => li.dataset.rule)),
+      ["blocking-action", "grace-period"]);
+    mkdirSync(SHOTS, { recursive: true });
+    await local.screenshot({ path: `${SHOTS}playground-grace.png` });
+
+    // Without a time there is no grace period: revoked now, nothing scheduled, a warning says why.
+    delete event.time;
+    await local.fill("#event", JSON.stringify(event, null, 2));
+    await local.waitForFunction(() => document.querySelector("#outcome").textContent === "revoke");
+    assert.equal(await local.isVisible("#scheduled-panel"), false);
+    assert.equal(await local.isVisible("#revocations"), true);
+    assert.equal(await local.textContent("#warnings .path"), "event.time");
+    assert.deepEqual(problems, []);
+  } finally {
+    await local.close();
+  }
+});

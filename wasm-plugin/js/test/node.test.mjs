@@ -59,6 +59,59 @@ test("validatePolicy answers the policy summary, as srs_set_policy does", () => 
   engine.free();
 });
 
+// SPEC §4 step 3a: a blocking action under a policy with grace_seconds waits.
+const GRACE = 14_400;
+const gracePolicy = { ...example, grace_seconds: GRACE };
+/** event.time + seconds as UTC `YYYY-MM-DDTHH:MM:SSZ`, by the JS Date clockwork. */
+const dueAfter = (time, seconds) =>
+  new Date(Math.floor(Date.parse(time) / 1000) * 1000 + seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+test("a grace period schedules the revocations instead, in evaluate and Engine alike", () => {
+  const now = srs.evaluate(example, jailbroken).decision;
+  assert.equal(now.outcome, "revoke");
+  assert.ok(now.revocations.length > 0);
+  const due = dueAfter(jailbroken.time, GRACE);
+
+  const engine = new srs.Engine(gracePolicy);
+  for (const answer of [srs.evaluate(gracePolicy, jailbroken), engine.evaluate(jailbroken)]) {
+    assert.equal(answer.type, "success", JSON.stringify(answer));
+    const d = answer.decision;
+    assert.equal(d.outcome, "grace");
+    assert.equal(d.access, "allow");
+    assert.deepEqual(d.revocations, []);
+    assert.deepEqual(d.scheduled, { due, revocations: now.revocations });
+    assert.deepEqual(d.reasons.map((r) => r.rule), ["blocking-action", "grace-period"]);
+    assert.deepEqual(d.reasons[1].matched, [{ grace_seconds: GRACE, due }]);
+    assert.deepEqual(answer.warnings, []);
+  }
+  assert.equal(JSON.stringify(engine.evaluate(jailbroken)), JSON.stringify(srs.evaluate(gracePolicy, jailbroken)));
+
+  // A device state never waits, and without a time there is no grace period.
+  const retired = { ...jailbroken, device: { ...jailbroken.device, state: "retired" } };
+  const retiredDecision = engine.evaluate(retired).decision;
+  assert.equal(retiredDecision.outcome, "revoke");
+  assert.equal("scheduled" in retiredDecision, false);
+  const { time: _, ...untimed } = jailbroken;
+  const untimedAnswer = engine.evaluate(untimed);
+  assert.equal(untimedAnswer.decision.outcome, "revoke");
+  assert.equal("scheduled" in untimedAnswer.decision, false);
+  assert.deepEqual(untimedAnswer.warnings.map((w) => [w.code, w.path]), [["missing-field", "event.time"]]);
+  engine.free();
+});
+
+test("validatePolicy reports the grace period, and refuses one past 30 days", () => {
+  const answer = srs.validatePolicy(gracePolicy);
+  assert.equal(answer.type, "success", JSON.stringify(answer));
+  assert.equal(answer.policy.grace_seconds, GRACE);
+  assert.equal(srs.validatePolicy({ ...example, grace_seconds: 2_592_000 }).policy.grace_seconds, 2_592_000);
+  const tooLong = srs.validatePolicy({ ...example, grace_seconds: 2_592_001 });
+  assert.deepEqual(tooLong.errors.map((e) => [e.code, e.path]), [["invalid-value", "policy.grace_seconds"]]);
+  assert.throws(() => new srs.Engine({ ...example, grace_seconds: -1 }), (e) => {
+    assert.deepEqual(e.answer.errors.map((x) => x.path), ["policy.grace_seconds"]);
+    return true;
+  });
+});
+
 test("new Engine throws on an invalid policy, with the failure answer attached", () => {
   assert.throws(() => new srs.Engine({ uem: "epmm" }), (e) => {
     assert.ok(e instanceof Error);
