@@ -63,6 +63,10 @@ pub struct RetryConfig {
     /// for the next run.
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
+    /// How long a process's claim on a task lasts unless renewed (SPEC §12):
+    /// after a crash, other processes take its tasks over this much later.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
 }
 
 impl Default for RetryConfig {
@@ -71,6 +75,7 @@ impl Default for RetryConfig {
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             deadline_ms: default_deadline_ms(),
+            lease_ms: default_lease_ms(),
         }
     }
 }
@@ -83,6 +88,9 @@ fn default_max_backoff_ms() -> u64 {
 }
 fn default_deadline_ms() -> u64 {
     120_000
+}
+fn default_lease_ms() -> u64 {
+    10_000
 }
 
 /// `[serve]`: the service and its gate (SPEC §10). Tokens are named by the
@@ -130,6 +138,9 @@ pub struct ServeConfig {
     pub resume_ms: u64,
     /// Sandbox workers deciding events (default: the number of cores).
     pub workers: Option<u64>,
+    /// How often the gate reads decisions other processes journaled (ms).
+    #[serde(default = "default_gate_refresh_ms")]
+    pub gate_refresh_ms: u64,
 }
 
 /// `[ssf]`: Shared Signals (SPEC §11). The signing key is read from its file
@@ -242,6 +253,7 @@ impl Default for ServeConfig {
             drain_ms: default_drain_ms(),
             resume_ms: default_resume_ms(),
             workers: None,
+            gate_refresh_ms: default_gate_refresh_ms(),
         }
     }
 }
@@ -273,6 +285,9 @@ fn default_drain_ms() -> u64 {
 fn default_resume_ms() -> u64 {
     30_000
 }
+fn default_gate_refresh_ms() -> u64 {
+    1_000
+}
 
 fn check_serve(s: &ServeConfig) -> Result<()> {
     within(
@@ -301,6 +316,12 @@ fn check_serve(s: &ServeConfig) -> Result<()> {
     )?;
     within("serve", "drain_ms", s.drain_ms, bounds::DEADLINE_MS)?;
     within("serve", "resume_ms", s.resume_ms, bounds::RESUME_MS)?;
+    within(
+        "serve",
+        "gate_refresh_ms",
+        s.gate_refresh_ms,
+        bounds::RESUME_MS,
+    )?;
     if let Some(workers) = s.workers {
         within("serve", "workers", workers, bounds::WORKERS)?;
     }
@@ -337,6 +358,8 @@ pub mod bounds {
     pub const RESUME_MS: RangeInclusive<u64> = 10..=86_400_000;
     /// `serve.workers`: 1 to 256 sandbox instances.
     pub const WORKERS: RangeInclusive<u64> = 1..=256;
+    /// `retry.lease_ms`: 300 ms to 1 hour.
+    pub const LEASE_MS: RangeInclusive<u64> = 300..=3_600_000;
     /// `ssf.max_clock_skew_s`: 0 to 1 hour.
     pub const CLOCK_SKEW_S: RangeInclusive<u64> = 0..=3600;
 }
@@ -477,6 +500,7 @@ fn check_retry(r: &RetryConfig) -> Result<()> {
         bounds::BACKOFF_MS,
     )?;
     within("retry", "deadline_ms", r.deadline_ms, bounds::DEADLINE_MS)?;
+    within("retry", "lease_ms", r.lease_ms, bounds::LEASE_MS)?;
     if r.max_backoff_ms < r.initial_backoff_ms {
         bail!("retry: need 0 < initial_backoff_ms <= max_backoff_ms");
     }

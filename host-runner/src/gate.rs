@@ -238,6 +238,15 @@ impl Gate {
             .map_or(Verdict::Allow, Verdict::Block)
     }
 
+    /// The newest arrival order among the decisions the gate holds.
+    pub fn newest_seq(&self) -> i64 {
+        self.devices
+            .values()
+            .map(|d| d.order.1)
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
     /// How many devices the gate knows.
     pub fn len(&self) -> usize {
         self.devices.len()

@@ -84,7 +84,7 @@ fn migrations_create_the_schema_and_set_user_version() {
     let (_dir, path) = temp();
     drop(open(&path));
     assert_eq!(user_version(&path), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     let conn = raw(&path);
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")

@@ -2,7 +2,6 @@
 //! PostgreSQL cluster: `srs run`, `srs status` and `srs serve` journal there
 //! as they do in SQLite, and a URL's password never reaches the output.
 
-
 mod support;
 
 use std::process::Command;

@@ -42,7 +42,7 @@ impl World {
         let retry = if extra.contains("[retry]") {
             ""
         } else {
-            "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 20000\n"
+            "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 20000\nlease_ms = 1000\n"
         };
         let config = fake_providers::host_toml(
             &o365,

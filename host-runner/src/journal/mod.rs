@@ -193,6 +193,19 @@ stored_names!("task state", TaskState {
     Cancelled => "cancelled",
 });
 
+/// What claiming a task for execution found (SPEC §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This owner holds it until the lease ends.
+    Claimed,
+    /// Another owner's lease has not ended.
+    Busy,
+    /// It is no longer pending.
+    Settled(TaskState),
+    /// The journal does not hold it.
+    Unknown,
+}
+
 /// What one provider call means for its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptResult {
@@ -543,6 +556,25 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
 
     /// Deletes a stream; false if there was none.
     fn delete_stream(&self, id: &str) -> Result<bool, JournalError>;
+
+    /// Claims a pending task for `owner` until `until_ms`, or renews the
+    /// claim it holds; another owner's claim is taken over once its lease
+    /// ended before `now_ms`.
+    fn claim(
+        &self,
+        task: TaskId,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Claim, JournalError>;
+
+    /// Gives up `owner`'s claim on a task (left pending at its deadline), so
+    /// any process may take it at once.
+    fn release(&self, task: TaskId, owner: &str) -> Result<(), JournalError>;
+
+    /// The devices whose latest decision has an arrival order after `seq`:
+    /// how a process's gate learns what other processes journaled.
+    fn devices_since(&self, seq: i64) -> Result<Vec<DeviceRecord>, JournalError>;
 
     /// Journals one event; see [`Journal::record_events`].
     fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {

@@ -105,6 +105,10 @@ CREATE TABLE streams (
     config     TEXT NOT NULL,
     updated_ms BIGINT NOT NULL
 );
+", "
+ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
+ALTER TABLE tasks ADD COLUMN lease_until BIGINT;
+CREATE INDEX devices_by_seq ON devices (seq);
 "];
 
 /// The schema version this build writes.

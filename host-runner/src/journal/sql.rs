@@ -7,9 +7,9 @@
 use policy_core::{Outcome, Provider};
 
 use super::{
-    Attempt, Delivery, DeliveryId, DeviceFacts, DeviceRecord, FailedDelivery, FailedTask, Journal,
-    JournalError, MAX_MESSAGE_BYTES, NewDelivery, NewEvent, Recorded, ScheduledTask, Status, Task,
-    TaskCounts, TaskId, TaskRef, TaskState,
+    Attempt, Claim, Delivery, DeliveryId, DeviceFacts, DeviceRecord, FailedDelivery, FailedTask,
+    Journal, JournalError, MAX_MESSAGE_BYTES, NewDelivery, NewEvent, Recorded, ScheduledTask,
+    Status, Task, TaskCounts, TaskId, TaskRef, TaskState,
 };
 
 /// The type of a NULL: PostgreSQL binds NULLs by type.
@@ -222,12 +222,17 @@ impl<B: Backend> Journal for B {
     }
 
     fn devices(&self) -> Result<Vec<DeviceRecord>, JournalError> {
+        self.devices_since(i64::MIN)
+    }
+
+    fn devices_since(&self, seq: i64) -> Result<Vec<DeviceRecord>, JournalError> {
         self.read(|tx| {
             tx.rows(
                 "SELECT d.device_id, d.user_upn, d.user_email, d.time_ms, d.seq, d.event_id,
                         e.outcome, e.enforced, d.access, e.decision, d.due_ms
-                 FROM devices d JOIN events e ON e.id = d.event_id ORDER BY d.device_id",
-                &[],
+                 FROM devices d JOIN events e ON e.id = d.event_id
+                 WHERE d.seq > $1 ORDER BY d.device_id",
+                &[seq.into()],
             )?
             .into_iter()
             .map(|row| {
@@ -246,6 +251,45 @@ impl<B: Backend> Journal for B {
                 })
             })
             .collect()
+        })
+    }
+
+    fn claim(
+        &self,
+        task: TaskId,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Claim, JournalError> {
+        self.write(|tx| {
+            let claimed = tx.run(
+                "UPDATE tasks SET claimed_by = $2, lease_until = $4
+                 WHERE id = $1 AND state = 'pending'
+                   AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until IS NULL
+                        OR lease_until < $3)",
+                &[task.into(), owner.into(), now_ms.into(), until_ms.into()],
+            )?;
+            if claimed > 0 {
+                return Ok(Claim::Claimed);
+            }
+            Ok(
+                match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
+                    None => Claim::Unknown,
+                    Some(TaskState::Pending) => Claim::Busy,
+                    Some(state) => Claim::Settled(state),
+                },
+            )
+        })
+    }
+
+    fn release(&self, task: TaskId, owner: &str) -> Result<(), JournalError> {
+        self.write(|tx| {
+            tx.run(
+                "UPDATE tasks SET claimed_by = NULL, lease_until = NULL
+                 WHERE id = $1 AND claimed_by = $2",
+                &[task.into(), owner.into()],
+            )?;
+            Ok(())
         })
     }
 

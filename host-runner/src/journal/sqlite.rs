@@ -148,6 +148,12 @@ CREATE TABLE streams (
     updated_ms INTEGER NOT NULL
 );
 ",
+    // Version 5: a task is executed by the process that claims it, under a lease.
+    "
+ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
+ALTER TABLE tasks ADD COLUMN lease_until INTEGER;
+CREATE INDEX devices_by_seq ON devices (seq);
+",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].

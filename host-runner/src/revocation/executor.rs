@@ -3,15 +3,15 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow};
 use policy_core::Provider;
 use tokio::sync::mpsc;
 
-use super::execute::{AttemptWriter, TaskEnd, execute};
+use super::execute::{AttemptWriter, TaskEnd, execute, unix_ms};
 use crate::config::RetryConfig;
-use crate::journal::{Journal, TaskId, TaskState};
+use crate::journal::{Claim, Journal, TaskId, TaskState};
 use crate::providers::Clients;
 
 /// A task's end as it reaches whoever started it.
@@ -33,6 +33,8 @@ pub struct Executor {
     retry: RetryConfig,
     running: Arc<Mutex<HashSet<TaskId>>>,
     observe: Arc<ProviderObserver>,
+    /// This process in the journal's claims.
+    owner: Arc<str>,
 }
 
 /// Told how long each provider call took, and to which provider (metrics).
@@ -56,6 +58,7 @@ impl Executor {
             retry,
             running: Arc::default(),
             observe: Arc::new(|_, _| ()),
+            owner: owner(),
         }
     }
 
@@ -100,19 +103,37 @@ impl Executor {
         let attempts = self.attempts.clone();
         let retry = self.retry;
         let observe = self.observe.clone();
-        let journal = self.journal.clone();
+        let lease = Lease {
+            journal: self.journal.clone(),
+            owner: self.owner.clone(),
+            task,
+            ms: i64::try_from(retry.lease_ms).unwrap_or(i64::MAX),
+        };
         spawn_reported(task, provider, done, async move {
-            let state = tokio::task::spawn_blocking(move || journal.task_state(task)).await?;
-            match state? {
-                Some(TaskState::Pending) => {}
-                Some(state) => {
+            // Claimed for this process, or ended in the state it already has.
+            match lease
+                .acquire(Duration::from_millis(retry.deadline_ms))
+                .await?
+            {
+                Claim::Claimed => {}
+                Claim::Busy => {
+                    let why = "another process is executing it (its lease has not ended)";
+                    return Ok(TaskEnd::pending(why));
+                }
+                Claim::Settled(state) => {
                     let why = format!("already {state} before this execution started");
                     return Ok(TaskEnd { state, why });
                 }
-                None => return Err(anyhow!("task {task} is not in the journal")),
+                Claim::Unknown => return Err(anyhow!("task {task} is not in the journal")),
             }
             let call = |took| observe(provider, took);
-            let end = execute(&client, &attempts, task, &subject, retry, call).await;
+            let end = tokio::select! {
+                end = execute(&client, &attempts, task, &subject, retry, call) => end,
+                never = lease.keep() => match never {},
+            };
+            if matches!(&end, Ok(e) if e.state == TaskState::Pending) {
+                lease.release().await;
+            }
             drop(guard);
             end
         });
@@ -133,6 +154,69 @@ impl Executor {
         }
         self.running()
     }
+}
+
+/// This process's claim on one task (SPEC §12): taken before the first call,
+/// renewed while calls go on, given up when the task is left pending.
+struct Lease {
+    journal: Arc<dyn Journal>,
+    owner: Arc<str>,
+    task: TaskId,
+    ms: i64,
+}
+
+impl Lease {
+    async fn claim(&self) -> Result<Claim> {
+        let (journal, owner, task, ms) =
+            (self.journal.clone(), self.owner.clone(), self.task, self.ms);
+        let now = unix_ms(SystemTime::now());
+        let until = now.saturating_add(ms);
+        Ok(tokio::task::spawn_blocking(move || journal.claim(task, &owner, now, until)).await??)
+    }
+
+    /// Claims the task, waiting up to `patience` while another process's
+    /// lease runs (it may have died holding it).
+    async fn acquire(&self, patience: Duration) -> Result<Claim> {
+        let start = tokio::time::Instant::now();
+        loop {
+            let claim = self.claim().await?;
+            if claim != Claim::Busy || start.elapsed() >= patience {
+                return Ok(claim);
+            }
+            tokio::time::sleep(self.step()).await;
+        }
+    }
+
+    /// Renews the claim for as long as it is polled; never ends.
+    async fn keep(&self) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(self.step()).await;
+            if let Err(e) = self.claim().await {
+                eprintln!("srs: cannot renew the lease of task {}: {e:#}", self.task);
+            }
+        }
+    }
+
+    async fn release(&self) {
+        let (journal, owner, task) = (self.journal.clone(), self.owner.clone(), self.task);
+        let released = tokio::task::spawn_blocking(move || journal.release(task, &owner)).await;
+        if !matches!(released, Ok(Ok(()))) {
+            eprintln!("srs: cannot release task {task}; its lease ends by itself");
+        }
+    }
+
+    /// A third of the lease: renewed twice before it could end.
+    fn step(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.ms / 3).unwrap_or(1).max(1))
+    }
+}
+
+/// Who this process is in the journal's claims: host, pid, and a random part.
+fn owner() -> Arc<str> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..)).into()
 }
 
 /// Marks a task running until dropped (its end, a panic, a dropped future).

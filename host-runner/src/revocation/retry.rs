@@ -287,6 +287,7 @@ mod tests {
             initial_backoff_ms: 100,
             max_backoff_ms: 1_000,
             deadline_ms: 10_000,
+            ..RetryConfig::default()
         };
         assert_eq!(backoff(&c, 0, 0.0), Duration::from_millis(50));
         assert_eq!(backoff(&c, 0, 0.999_999), Duration::from_millis(99));

@@ -63,6 +63,11 @@ pub struct Service {
 type Shared = State<Arc<Service>>;
 
 impl Service {
+    /// The newest arrival order the gate holds.
+    pub fn gate_newest_seq(&self) -> i64 {
+        self.gate().newest_seq()
+    }
+
     /// The gate, for reading.
     fn gate(&self) -> std::sync::RwLockReadGuard<'_, Gate> {
         self.gate

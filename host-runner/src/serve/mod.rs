@@ -185,6 +185,10 @@ async fn run(options: ServeOptions) -> Result<()> {
         });
     }
     tokio::spawn(execute_when_due(service.clone()));
+    tokio::spawn(follow_gate(
+        service.clone(),
+        Duration::from_millis(serve.gate_refresh_ms),
+    ));
     if let Some(ssf) = &service.ssf {
         tokio::spawn(
             ssf.courier
@@ -293,6 +297,33 @@ async fn execute_when_due(service: Arc<api::Service>) {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = service.schedule.notified() => {}
+        }
+    }
+}
+
+/// Moves the gate with decisions other processes journaled on a shared
+/// journal (SPEC §12): every `every`, the devices whose latest decision
+/// arrived after the newest one the gate holds. Writers are serialized, so
+/// arrival order is commit order and nothing committed is skipped.
+async fn follow_gate(service: Arc<api::Service>, every: Duration) {
+    let mut seen = service.gate_newest_seq();
+    loop {
+        tokio::time::sleep(every).await;
+        let journal = service.journal.clone();
+        let since = seen;
+        match tokio::task::spawn_blocking(move || journal.devices_since(since)).await {
+            Ok(Ok(records)) => {
+                let mut gate = service
+                    .gate
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for record in records {
+                    seen = seen.max(record.seq);
+                    gate.apply(crate::gate::DeviceVerdict::from_record(record));
+                }
+            }
+            Ok(Err(e)) => eprintln!("srs serve: cannot read the gate's decisions: {e:#}"),
+            Err(e) => eprintln!("srs serve: cannot read the gate's decisions: {e}"),
         }
     }
 }

@@ -42,7 +42,7 @@ impl World {
         std::fs::write(dir.path().join("sa.json"), google.key_file_json()).unwrap();
         std::fs::write(dir.path().join("policy.json"), policy(false)).unwrap();
         let extra = format!(
-            "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 20000\n\
+            "[retry]\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\ndeadline_ms = 20000\nlease_ms = 1000\n\
              [serve]\nintake_token_env = \"SRS_TEST_INTAKE\"\nadmin_token_env = \"SRS_TEST_ADMIN\"\n\
              max_body_bytes = 65536\nresume_ms = 200\n{serve_extra}"
         );
