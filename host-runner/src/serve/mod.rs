@@ -184,7 +184,10 @@ async fn run(options: ServeOptions) -> Result<()> {
             }
         });
     }
-    tokio::spawn(execute_when_due(service.clone()));
+    tokio::spawn(execute_when_due(
+        service.clone(),
+        Duration::from_millis(serve.resume_ms),
+    ));
     tokio::spawn(follow_gate(
         service.clone(),
         Duration::from_millis(serve.gate_refresh_ms),
@@ -258,9 +261,9 @@ async fn run(options: ServeOptions) -> Result<()> {
 /// The timer of scheduled revocations (SPEC §10): sleeps until the soonest
 /// `due` in the journal, or until an event schedules one, then makes what
 /// fell due pending and executes it. One query per wake-up, not a poll of
-/// every task; it also looks once a minute, in case the clock jumped.
-async fn execute_when_due(service: Arc<api::Service>) {
-    const AT_MOST: Duration = Duration::from_secs(60);
+/// every task; it also looks every `at_most` (`resume_ms`), for what other
+/// processes on a shared journal scheduled and in case the clock jumped.
+async fn execute_when_due(service: Arc<api::Service>, at_most: Duration) {
     loop {
         let journal = service.journal.clone();
         let now = unix_ms(SystemTime::now());
@@ -280,9 +283,9 @@ async fn execute_when_due(service: Arc<api::Service>) {
                         eprintln!("srs serve: cannot start a revocation that fell due: {e:#}");
                     }
                 }
-                next.map_or(AT_MOST, |next| {
+                next.map_or(at_most, |next| {
                     let ms = u64::try_from(next.saturating_sub(now)).unwrap_or(0);
-                    Duration::from_millis(ms).min(AT_MOST)
+                    Duration::from_millis(ms).min(at_most)
                 })
             }
             Ok(Err(e)) => {
