@@ -5,7 +5,7 @@
 //! for an event id pushed to two processes at once, and a grace period
 //! started through one process executed by another.
 
-#![expect(clippy::indexing_slicing, reason = "tests")]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod support;
 

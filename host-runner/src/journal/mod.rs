@@ -568,6 +568,15 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
         until_ms: i64,
     ) -> Result<Claim, JournalError>;
 
+    /// [`Journal::claim`] for a Shared Signals delivery.
+    fn claim_delivery(
+        &self,
+        delivery: DeliveryId,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Claim, JournalError>;
+
     /// Gives up `owner`'s claim on a task (left pending at its deadline), so
     /// any process may take it at once.
     fn release(&self, task: TaskId, owner: &str) -> Result<(), JournalError>;

@@ -109,6 +109,8 @@ CREATE TABLE streams (
 ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
 ALTER TABLE tasks ADD COLUMN lease_until BIGINT;
 CREATE INDEX devices_by_seq ON devices (seq);
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+ALTER TABLE deliveries ADD COLUMN lease_until BIGINT;
 "];
 
 /// The schema version this build writes.

@@ -261,25 +261,17 @@ impl<B: Backend> Journal for B {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Claim, JournalError> {
-        self.write(|tx| {
-            let claimed = tx.run(
-                "UPDATE tasks SET claimed_by = $2, lease_until = $4
-                 WHERE id = $1 AND state = 'pending'
-                   AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until IS NULL
-                        OR lease_until < $3)",
-                &[task.into(), owner.into(), now_ms.into(), until_ms.into()],
-            )?;
-            if claimed > 0 {
-                return Ok(Claim::Claimed);
-            }
-            Ok(
-                match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
-                    None => Claim::Unknown,
-                    Some(TaskState::Pending) => Claim::Busy,
-                    Some(state) => Claim::Settled(state),
-                },
-            )
-        })
+        self.write(|tx| claim_in(tx, "tasks", task, owner, now_ms, until_ms))
+    }
+
+    fn claim_delivery(
+        &self,
+        delivery: DeliveryId,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Claim, JournalError> {
+        self.write(|tx| claim_in(tx, "deliveries", delivery, owner, now_ms, until_ms))
     }
 
     fn release(&self, task: TaskId, owner: &str) -> Result<(), JournalError> {
@@ -413,6 +405,35 @@ impl<B: Backend> Journal for B {
             Ok(pending)
         })
     }
+}
+
+/// Claims row `id` of `table` (`tasks` or `deliveries`) for `owner`.
+fn claim_in(
+    tx: &mut dyn Tx,
+    table: &str,
+    id: i64,
+    owner: &str,
+    now_ms: i64,
+    until_ms: i64,
+) -> Result<Claim, JournalError> {
+    let claimed = tx.run(
+        &format!(
+            "UPDATE {table} SET claimed_by = $2, lease_until = $4
+             WHERE id = $1 AND state = 'pending'
+               AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until IS NULL
+                    OR lease_until < $3)"
+        ),
+        &[id.into(), owner.into(), now_ms.into(), until_ms.into()],
+    )?;
+    if claimed > 0 {
+        return Ok(Claim::Claimed);
+    }
+    let state = state_of(tx, &format!("SELECT state FROM {table} WHERE id = $1"), id)?;
+    Ok(match state {
+        None => Claim::Unknown,
+        Some(TaskState::Pending) => Claim::Busy,
+        Some(state) => Claim::Settled(state),
+    })
 }
 
 /// A state read by `sql` (which selects one `state` by id).

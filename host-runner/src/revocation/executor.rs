@@ -212,7 +212,7 @@ impl Lease {
 }
 
 /// Who this process is in the journal's claims: host, pid, and a random part.
-fn owner() -> Arc<str> {
+pub fn owner() -> Arc<str> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".into());

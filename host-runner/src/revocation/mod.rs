@@ -16,5 +16,5 @@ pub mod retry;
 mod runner;
 
 pub use execute::{AttemptWriter, TaskEnd, execute, rfc3339, unix_ms};
-pub use executor::{Ended, Executor, ProviderObserver};
+pub use executor::{Ended, Executor, ProviderObserver, owner};
 pub use runner::{RunOptions, Summary, run};

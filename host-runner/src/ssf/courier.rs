@@ -17,7 +17,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::keys::Signer;
 use super::set::session_revoked;
 use crate::config::{RetryConfig, Secret};
-use crate::journal::{Attempt, AttemptResult, Delivery, DeliveryId, Journal};
+use crate::journal::{Attempt, AttemptResult, Claim, Delivery, DeliveryId, Journal};
 use crate::revocation::retry;
 use crate::revocation::unix_ms;
 
@@ -104,6 +104,8 @@ pub struct Courier {
     running: Mutex<HashSet<DeliveryId>>,
     permits: Semaphore,
     wake: Notify,
+    /// This process in the journal's claims.
+    owner: Arc<str>,
 }
 
 impl std::fmt::Debug for Courier {
@@ -162,6 +164,7 @@ impl Courier {
             running: Mutex::default(),
             permits: Semaphore::new(IN_FLIGHT),
             wake: Notify::new(),
+            owner: crate::revocation::owner(),
         })
     }
 
@@ -259,6 +262,11 @@ impl Courier {
         let mut retries = 0u32;
         loop {
             let permit = self.permits.acquire().await?;
+            // Another process on a shared journal may be pushing it: the
+            // claim (renewed before each try) says who does.
+            if self.claim(delivery.id).await? != Claim::Claimed {
+                return Ok(());
+            }
             let outcome = self.push(&delivery).await;
             let (result, after) = (outcome.result, outcome.after);
             let journal = self.journal.clone();
@@ -278,6 +286,16 @@ impl Courier {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    async fn claim(&self, id: DeliveryId) -> Result<Claim> {
+        let (journal, owner) = (self.journal.clone(), self.owner.clone());
+        let now = unix_ms(SystemTime::now());
+        let lease = i64::try_from(self.retry.lease_ms).unwrap_or(i64::MAX);
+        let until = now.saturating_add(lease);
+        let claim =
+            tokio::task::spawn_blocking(move || journal.claim_delivery(id, &owner, now, until));
+        Ok(claim.await??)
     }
 
     /// One push of a freshly signed SET.
