@@ -1,0 +1,166 @@
+//! The journal backends side by side (SPEC §12): `srs run` over N events (two
+//! revocations each) against the loopback providers with its journal in
+//! SQLite, then in PostgreSQL with 1, 2 and 3 `srs run` processes sharing
+//! one database (each a third of the events, all at once). One run, the
+//! same machine, medians of three rounds; the ratio to SQLite is the figure.
+//!
+//! Run: `cargo build --release -p host-runner && cargo run --release -p srs-bench --bin journals [N]`
+
+#![expect(clippy::indexing_slicing, reason = "benchmark harness")]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use fake_providers::postgres::TempPostgres;
+use fake_providers::{FakeGoogle, FakeOffice365, GoogleOptions, Office365Options};
+
+const CONCURRENCY: usize = 16;
+const SECRET_ENV: &str = "SRS_BENCH_O365_SECRET";
+const ROUNDS: usize = 3;
+
+fn median(mut seconds: Vec<f64>) -> f64 {
+    seconds.sort_by(f64::total_cmp);
+    seconds.get(seconds.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(6_000);
+    let srs = std::env::var_os("SRS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/release/srs"));
+    anyhow::ensure!(
+        srs.exists(),
+        "{} is missing: cargo build --release -p host-runner",
+        srs.display()
+    );
+    let cluster = TempPostgres::start()?;
+    println!(
+        "journals: {n} events, {} revocations, {CONCURRENCY} calls in flight per provider and process",
+        2 * n
+    );
+    let mut rows: Vec<(String, Vec<f64>)> = vec![
+        ("SQLite, 1 process".into(), vec![]),
+        ("PostgreSQL, 1 process".into(), vec![]),
+        ("PostgreSQL, 2 processes".into(), vec![]),
+        ("PostgreSQL, 3 processes".into(), vec![]),
+    ];
+    for round in 0..ROUNDS {
+        rows[0].1.push(run(&srs, n, 1, None)?);
+        for (i, k) in [1, 2, 3].into_iter().enumerate() {
+            let url = cluster.create_database(&format!("bench_{round}_{k}"))?;
+            rows[i + 1].1.push(run(&srs, n, k, Some(&url))?);
+        }
+    }
+    let sqlite = median(rows[0].1.clone());
+    println!("| journal (median of {ROUNDS}) | seconds | revocations/s | vs SQLite |");
+    println!("|---|---:|---:|---:|");
+    for (name, secs) in rows {
+        let secs = median(secs);
+        println!(
+            "| {name} | {secs:.2} | {:.0} | {:.0}% |",
+            2.0 * n as f64 / secs,
+            100.0 * sqlite / secs
+        );
+    }
+    Ok(())
+}
+
+/// `k` `srs run` processes over `n` events split between them, on fresh
+/// servers; the journal in `url`, else a fresh SQLite file. Seconds, wall.
+fn run(srs: &Path, n: usize, k: usize, url: Option<&str>) -> anyhow::Result<f64> {
+    let o365 = FakeOffice365::start(Office365Options::default())?;
+    let google = FakeGoogle::start(GoogleOptions::default())?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("sa.json"), google.key_file_json())?;
+    std::fs::write(
+        dir.path().join("policy.json"),
+        r#"{"uem":"epmm","deployment":"access","providers":["office365","google_workspace"],
+            "compliance_policies":[{"id":"jailbreak","actions":["Block"]}]}"#,
+    )?;
+    std::fs::write(
+        dir.path().join("host.toml"),
+        fake_providers::host_toml(
+            &o365,
+            &google,
+            SECRET_ENV,
+            &format!("max_concurrency = {CONCURRENCY}\n"),
+            "[retry]\ninitial_backoff_ms = 10\nmax_backoff_ms = 100\n",
+        ),
+    )?;
+    let state = url.map_or_else(
+        || dir.path().join("state.db").display().to_string(),
+        str::to_owned,
+    );
+    let mut files = Vec::new();
+    for p in 0..k {
+        let path = dir.path().join(format!("events-{p}.jsonl"));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for i in (p..n).step_by(k) {
+            writeln!(
+                file,
+                r#"{{"id":"evt-{i}","time":"2026-11-27T10:15:00Z","device":{{"id":"dev-{i}","state":"active"}},"user":{{"upn":"user{i}@example.com"}},"compliance":{{"compliant":false,"violations":[{{"policy":"jailbreak"}}]}}}}"#
+            )?;
+        }
+        file.flush()?;
+        files.push(path);
+    }
+    // Migrate first, so the processes do not race to create the schema.
+    let status = Command::new(srs)
+        .args(["status", "--state", &state])
+        .stdout(Stdio::null())
+        .status();
+    if url.is_some() {
+        anyhow::ensure!(status?.success(), "srs status could not open {state}");
+    }
+    let secret = o365.options().client_secret.clone();
+    let start = Instant::now();
+    let children: Vec<Child> = files
+        .iter()
+        .map(|events| {
+            Command::new(srs)
+                .arg("run")
+                .arg("--policy")
+                .arg(dir.path().join("policy.json"))
+                .arg("--config")
+                .arg(dir.path().join("host.toml"))
+                .args(["--state", &state])
+                .arg(events)
+                .env(SECRET_ENV, &secret)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for child in children {
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "srs run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = n as u64;
+    anyhow::ensure!(
+        o365.applied_total() == n && google.applied_total() == n,
+        "applied {} + {}, expected {n} each",
+        o365.applied_total(),
+        google.applied_total()
+    );
+    println!(
+        "{} process(es) on {}: {secs:.2} s",
+        k,
+        if url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    Ok(secs)
+}
