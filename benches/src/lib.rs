@@ -145,6 +145,12 @@ pub fn native_decision_json(answer: &str) -> Result<Option<Json>> {
     Ok(Some(decision))
 }
 
+/// The median of some timings (NaN for none).
+pub fn median(mut seconds: Vec<f64>) -> f64 {
+    seconds.sort_by(f64::total_cmp);
+    seconds.get(seconds.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

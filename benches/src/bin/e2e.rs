@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use srs_bench::median;
+
 use fake_providers::{
     FakeGoogle, FakeOffice365, Fault, GoogleOptions, Office365Options, RetryAfter,
 };
@@ -22,11 +24,6 @@ use fake_providers::{
 const CONCURRENCY: usize = 16;
 const SECRET_ENV: &str = "SRS_BENCH_O365_SECRET";
 const ROUNDS: usize = 3;
-
-fn median(mut seconds: Vec<f64>) -> f64 {
-    seconds.sort_by(f64::total_cmp);
-    seconds.get(seconds.len() / 2).copied().unwrap_or(f64::NAN)
-}
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args()

@@ -15,15 +15,11 @@ use std::time::Instant;
 
 use fake_providers::postgres::TempPostgres;
 use fake_providers::{FakeGoogle, FakeOffice365, GoogleOptions, Office365Options};
+use srs_bench::median;
 
 const CONCURRENCY: usize = 16;
 const SECRET_ENV: &str = "SRS_BENCH_O365_SECRET";
 const ROUNDS: usize = 3;
-
-fn median(mut seconds: Vec<f64>) -> f64 {
-    seconds.sort_by(f64::total_cmp);
-    seconds.get(seconds.len() / 2).copied().unwrap_or(f64::NAN)
-}
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args()

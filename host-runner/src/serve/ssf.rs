@@ -402,15 +402,19 @@ fn stream_error(status: StatusCode, message: &str) -> Response {
     api::error(status, "invalid-value", "", message)
 }
 
-/// Reads a JSON body for the stream endpoints.
-async fn stream_body(service: &Service, body: Body) -> Result<StreamRequest, Response> {
+/// Reads a JSON body for the stream endpoints; `what` names it in the 400.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    service: &Service,
+    body: Body,
+    what: &str,
+) -> Result<T, Response> {
     let bytes = api::read_body(service, body).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         api::error(
             StatusCode::BAD_REQUEST,
             "malformed-json",
             "",
-            &format!("not a stream configuration: {e}"),
+            &format!("not {what}: {e}"),
         )
     })
 }
@@ -512,7 +516,7 @@ async fn create_stream(State(service): Shared, body: Body) -> Response {
     let Some(ssf) = &service.ssf else {
         return off();
     };
-    let request = match stream_body(&service, body).await {
+    let request = match json_body::<StreamRequest>(&service, body, "a stream configuration").await {
         Ok(request) => request,
         Err(response) => return response,
     };
@@ -567,7 +571,7 @@ async fn change_stream(service: Arc<Service>, body: Body, replace: bool) -> Resp
     let Some(ssf) = &service.ssf else {
         return off();
     };
-    let request = match stream_body(&service, body).await {
+    let request = match json_body::<StreamRequest>(&service, body, "a stream configuration").await {
         Ok(request) => request,
         Err(response) => return response,
     };
@@ -655,20 +659,9 @@ async fn update_status(State(service): Shared, body: Body) -> Response {
     let Some(ssf) = &service.ssf else {
         return off();
     };
-    let bytes = match api::read_body(&service, body).await {
-        Ok(bytes) => bytes,
-        Err(response) => return response,
-    };
-    let request: StatusRequest = match serde_json::from_slice(&bytes) {
+    let request: StatusRequest = match json_body(&service, body, "a stream status").await {
         Ok(request) => request,
-        Err(e) => {
-            return api::error(
-                StatusCode::BAD_REQUEST,
-                "malformed-json",
-                "",
-                &format!("not a stream status: {e}"),
-            );
-        }
+        Err(response) => return response,
     };
     if !["enabled", "paused", "disabled"].contains(&request.status.as_str()) {
         return api::error(
@@ -704,20 +697,9 @@ async fn verify(State(service): Shared, body: Body) -> Response {
     let Some(ssf) = &service.ssf else {
         return off();
     };
-    let bytes = match api::read_body(&service, body).await {
-        Ok(bytes) => bytes,
-        Err(response) => return response,
-    };
-    let request: VerifyRequest = match serde_json::from_slice(&bytes) {
+    let request: VerifyRequest = match json_body(&service, body, "a verification request").await {
         Ok(request) => request,
-        Err(e) => {
-            return api::error(
-                StatusCode::BAD_REQUEST,
-                "malformed-json",
-                "",
-                &format!("not a verification request: {e}"),
-            );
-        }
+        Err(response) => return response,
     };
     let Some(receiver) = ssf.courier.receivers().get(&stream_key(&request.stream_id)) else {
         return no_stream(&request.stream_id);
