@@ -107,3 +107,66 @@ fn a_password_in_the_url_is_not_shown() {
     );
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+/// A CA and a certificate for 127.0.0.1 it signed, made with openssl in `dir`:
+/// (ca.pem, server.pem, server.key).
+fn certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let sh = |script: &str| {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=srs-test-ca",
+    );
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+    );
+    sh(
+        "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr \
+        -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext",
+    );
+    ["ca.pem", "server.pem", "server.key"].map(|f| dir.join(f))
+}
+
+#[test]
+fn tls_follows_sslmode_and_the_server_certificate_is_verified() {
+    let cluster = TempPostgres::start().unwrap();
+    let url = cluster.create_database("srs_tls").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key] = certificates(dir.path());
+    let status = |url: &str| {
+        let out = srs().args(["status", "--state", url]).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Before the server speaks TLS, sslmode=require cannot connect.
+    let require = url.replace("sslmode=disable", "sslmode=require");
+    let with_root = format!("{require}&sslrootcert={}", ca.display());
+    let (code, err) = status(&with_root);
+    assert_eq!(code, Some(1), "{err}");
+    cluster.enable_tls(&cert, &key).unwrap();
+    // The server's certificate, verified against our CA: connected.
+    let (code, err) = status(&with_root);
+    assert_eq!(code, Some(0), "{err}");
+    // The same server checked against the public roots: refused.
+    let (code, err) = status(&require);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("TLS handshake"), "{err}");
+    // prefer uses TLS when offered, and works.
+    let prefer = url.replace("sslmode=disable", "sslmode=prefer");
+    assert_eq!(
+        status(&format!("{prefer}&sslrootcert={}", ca.display())).0,
+        Some(0)
+    );
+}

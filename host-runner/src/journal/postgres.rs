@@ -7,8 +7,11 @@
 use std::str::FromStr;
 
 use postgres::types::{ToSql, Type};
-use postgres::{Config, IsolationLevel, NoTls};
+use postgres::{Config, IsolationLevel};
 use r2d2_postgres::PostgresConnectionManager;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::JournalError;
 use super::sql::{Backend, Kind, Row, Tx, V};
@@ -122,7 +125,8 @@ const WRITE_LOCK: i64 = 0x0053_5253_5f4a_4e4c; // "SRS_JNL"
 /// Connections kept per process.
 const POOL_SIZE: u32 = 8;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Manager = PostgresConnectionManager<MakeRustlsConnect>;
+type Pool = r2d2::Pool<Manager>;
 
 /// The journal in a PostgreSQL database.
 pub struct PostgresJournal {
@@ -155,23 +159,19 @@ pub fn redacted(url: &str) -> String {
 impl PostgresJournal {
     /// Connects to `url` (`postgres://…`) and migrates the schema to
     /// [`PG_SCHEMA_VERSION`]; refuses a database migrated by a newer srs.
-    /// TLS is not offered yet: `sslmode=require` is refused, `prefer`
-    /// connects without it.
+    /// TLS follows the URL's `sslmode` (`disable`, `prefer`, `require`); the
+    /// server's certificate is always verified, against the PEM file
+    /// `sslrootcert=` names, else the public web roots.
     pub fn open(url: &str) -> Result<Self, JournalError> {
         let name = redacted(url);
         let open = |why: String| JournalError::OpenPostgres {
             url: name.clone(),
             why,
         };
-        let config = Config::from_str(url).map_err(|e| open(e.to_string()))?;
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(open(
-                "sslmode=require: this srs cannot speak TLS to PostgreSQL yet; reach it over a \
-                 trusted network, a local socket or a tunnel, with sslmode=disable"
-                    .into(),
-            ));
-        }
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let (url, root) = split_root_cert(url);
+        let config = Config::from_str(&url).map_err(|e| open(e.to_string()))?;
+        let tls = tls(root.as_deref()).map_err(open)?;
+        let manager = PostgresConnectionManager::new(config, tls);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .connection_timeout(std::time::Duration::from_secs(10))
@@ -182,9 +182,7 @@ impl PostgresJournal {
         Ok(journal)
     }
 
-    fn client(
-        &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, JournalError> {
+    fn client(&self) -> Result<r2d2::PooledConnection<Manager>, JournalError> {
         self.pool.get().map_err(|e| JournalError::OpenPostgres {
             url: self.name.clone(),
             why: e.to_string(),
@@ -223,6 +221,57 @@ impl PostgresJournal {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// `url` without its `sslrootcert=` parameter (which the client library does
+/// not read), and that parameter's value.
+fn split_root_cert(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("sslrootcert=") {
+            Some(path) => {
+                root = Some(path.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, root)
+}
+
+/// The TLS client: rustls, trusting the certificates in `root` (a PEM file)
+/// or else the public web roots.
+fn tls(root: Option<&str>) -> Result<MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match root {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 impl Backend for PostgresJournal {
@@ -314,7 +363,26 @@ impl Tx for PgTx<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{redacted, split_root_cert};
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_the_url() {
+        assert_eq!(
+            split_root_cert("postgres://h/db?sslmode=require&sslrootcert=/ca.pem&x=1"),
+            (
+                "postgres://h/db?sslmode=require&x=1".to_owned(),
+                Some("/ca.pem".to_owned())
+            )
+        );
+        assert_eq!(
+            split_root_cert("postgres://h/db?sslrootcert=/ca.pem"),
+            ("postgres://h/db".to_owned(), Some("/ca.pem".to_owned()))
+        );
+        assert_eq!(
+            split_root_cert("postgres://h/db"),
+            ("postgres://h/db".to_owned(), None)
+        );
+    }
 
     #[test]
     fn urls_lose_their_password_in_messages() {

@@ -293,6 +293,33 @@ impl TempPostgres {
         self.dir.join("data")
     }
 
+    /// Turns TLS on with this certificate chain and key (PEM files), by
+    /// `ALTER SYSTEM` and a configuration reload: clients may then ask for it.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) -> anyhow::Result<()> {
+        let (cert_to, key_to) = (self.dir.join("server.crt"), self.dir.join("server.key"));
+        std::fs::copy(cert, &cert_to).context("copy the server certificate")?;
+        std::fs::copy(key, &key_to).context("copy the server key")?;
+        std::fs::set_permissions(&key_to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        if self.as_postgres {
+            let (uid, gid) = postgres_ids()?;
+            for file in [&cert_to, &key_to] {
+                std::os::unix::fs::chown(file, Some(uid), Some(gid))
+                    .with_context(|| format!("chown postgres {}", file.display()))?;
+            }
+        }
+        let (cert, key) = (cert_to.display(), key_to.display());
+        // One statement per call: ALTER SYSTEM cannot run in a transaction block.
+        for sql in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{cert}'"),
+            format!("ALTER SYSTEM SET ssl_key_file = '{key}'"),
+            "ALTER SYSTEM SET ssl = on".to_owned(),
+        ] {
+            self.psql(DATABASE, &sql)?;
+        }
+        self.psql(DATABASE, "SELECT pg_reload_conf();")?;
+        Ok(())
+    }
+
     fn log_file(&self) -> PathBuf {
         self.dir.join("log")
     }
