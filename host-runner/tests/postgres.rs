@@ -2,6 +2,8 @@
 //! PostgreSQL cluster: `srs run`, `srs status` and `srs serve` journal there
 //! as they do in SQLite, and a URL's password never reaches the output.
 
+#![expect(clippy::unwrap_used, reason = "tests")]
+
 mod support;
 
 use std::process::Command;
