@@ -172,3 +172,21 @@ fn tls_follows_sslmode_and_the_server_certificate_is_verified() {
         Some(0)
     );
 }
+
+#[test]
+fn a_postgres_journal_from_a_newer_srs_is_refused() {
+    let cluster = TempPostgres::start().unwrap();
+    let url = cluster.create_database("srs_newer").unwrap();
+    let status = || srs().args(["status", "--state", &url]).output().unwrap();
+    assert_eq!(status().status.code(), Some(0));
+    cluster
+        .psql("srs_newer", "UPDATE srs_schema SET version = 99")
+        .unwrap();
+    let out = status();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("was written by a newer srs (schema version 99"),
+        "{err}"
+    );
+}
