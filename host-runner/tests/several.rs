@@ -57,13 +57,18 @@ fn three_processes_revoke_each_user_once_and_agree_at_the_gate() {
         let s = serves[0].admin("GET", "/v1/status", "").json();
         s["tasks"]["pending"] == 0 && s["tasks"]["done"] == 120
     });
+    // Every revocation executed; repeated at most for the calls the killed
+    // process had answered but not journaled: `max_concurrency` (4) per provider.
     for user in &users {
-        assert_eq!(world.google.applied(user), 1, "google {user}");
-        // At most the calls the killed process had in flight are repeated.
+        assert!(world.google.applied(user) >= 1, "google {user}");
         assert!(world.o365.applied(user) >= 1, "office365 {user}");
     }
-    let repeated = world.o365.applied_total() - 60;
-    assert!(repeated <= 4, "{repeated} repeats beyond max_concurrency");
+    for (provider, total) in [
+        ("office365", world.o365.applied_total()),
+        ("google_workspace", world.google.applied_total()),
+    ] {
+        assert!(total - 60 <= 4, "{provider}: {} repeats", total - 60);
+    }
     // Every process, and one started later, gives the same verdicts.
     let late = world.serve_with_state(&url);
     let fixed = event("f0", &users[0], "d0", "2026-11-27T11:00:00Z", "ok");
