@@ -10,10 +10,7 @@ use crate::journal::{self, Durability};
 use crate::revocation::rfc3339;
 
 pub(super) fn status(state: &Path) -> Result<ExitCode> {
-    let url = state
-        .to_str()
-        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"));
-    if !url && !state.exists() {
+    if !journal::is_url(state) && !state.exists() {
         bail!("no journal at {}", state.display());
     }
     let status = journal::open(state, Durability::Full)?.status()?;

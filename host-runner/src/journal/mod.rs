@@ -110,11 +110,16 @@ pub fn open(
     durability: Durability,
 ) -> Result<Arc<dyn Journal>, JournalError> {
     match state.to_str() {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(PostgresJournal::open(url)?))
-        }
+        Some(url) if is_url(state) => Ok(Arc::new(PostgresJournal::open(url)?)),
         _ => Ok(Arc::new(SqliteJournal::open(state, durability)?)),
     }
+}
+
+/// Whether `--state` is a PostgreSQL URL rather than a SQLite path.
+pub fn is_url(state: &std::path::Path) -> bool {
+    state
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
 /// `--state` as messages may show it (a URL without its password).

@@ -333,10 +333,16 @@ async fn follow_gate(service: Arc<api::Service>, every: Duration) {
 
 /// Reads a bearer token from the variable `[serve]` names.
 fn token(env: Option<&str>) -> Result<Option<Secret>> {
+    secret_from_env(env, "[serve]")
+}
+
+/// The secret in the environment variable `env` names, if it names one; an
+/// unset or empty variable is an error naming `whose` setting it is.
+pub(super) fn secret_from_env(env: Option<&str>, whose: &str) -> Result<Option<Secret>> {
     let Some(name) = env else { return Ok(None) };
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
-        _ => bail!("the environment variable {name} named in [serve] is not set"),
+        _ => bail!("{whose}: the environment variable {name} is not set"),
     }
 }
 

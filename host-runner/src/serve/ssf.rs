@@ -110,15 +110,10 @@ impl Ssf {
         let transmitters = Transmitters::load(&config.transmitters, dir)?;
         let receivers = Receivers::default();
         for (i, r) in config.receivers.iter().enumerate() {
-            let authorization = match &r.authorization_env {
-                None => None,
-                Some(name) => match std::env::var(name) {
-                    Ok(value) if !value.is_empty() => Some(Secret::new(value)),
-                    _ => anyhow::bail!(
-                        "ssf.receivers[{i}]: the environment variable {name} is not set"
-                    ),
-                },
-            };
+            let authorization = super::secret_from_env(
+                r.authorization_env.as_deref(),
+                &format!("ssf.receivers[{i}].authorization_env"),
+            )?;
             receivers.insert(
                 r.endpoint.clone(),
                 Receiver {
@@ -141,15 +136,8 @@ impl Ssf {
             }
             streams.insert(id, stream);
         }
-        let stream_token = match &config.stream_token_env {
-            None => None,
-            Some(name) => match std::env::var(name) {
-                Ok(value) if !value.is_empty() => Some(Secret::new(value)),
-                _ => anyhow::bail!(
-                    "ssf.stream_token_env: the environment variable {name} is not set"
-                ),
-            },
-        };
+        let stream_token =
+            super::secret_from_env(config.stream_token_env.as_deref(), "ssf.stream_token_env")?;
         let courier = Courier::new(
             journal,
             Arc::new(signer),
