@@ -87,6 +87,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError>;
+    /// Runs `f` in a write transaction that need not wait for the other
+    /// writers: `f` only changes rows by id with conditional `UPDATE`s (a
+    /// claim, an attempt), whose row locks order them. Creates nothing and
+    /// moves nothing into `pending`, so no invariant `write` keeps is at
+    /// stake. By default, a `write`.
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.write(f)
+    }
 }
 
 /// Reading columns by position, each an error if it has another type.
@@ -177,11 +188,10 @@ impl<B: Backend> Journal for B {
         &self,
         attempts: &[(TaskId, Attempt<'_>)],
     ) -> Result<Vec<TaskState>, JournalError> {
-        self.write(|tx| {
-            attempts
-                .iter()
-                .map(|(task, attempt)| insert_attempt(tx, *task, attempt))
-                .collect()
+        self.update(|tx| {
+            in_id_order(attempts, |(task, attempt)| {
+                insert_attempt(tx, *task, attempt)
+            })
         })
     }
 
@@ -254,14 +264,18 @@ impl<B: Backend> Journal for B {
         })
     }
 
-    fn claim(
+    fn claim_tasks(
         &self,
-        task: TaskId,
+        tasks: &[TaskId],
         owner: &str,
         now_ms: i64,
         until_ms: i64,
-    ) -> Result<Claim, JournalError> {
-        self.write(|tx| claim_in(tx, "tasks", task, owner, now_ms, until_ms))
+    ) -> Result<Vec<Claim>, JournalError> {
+        self.update(|tx| {
+            in_id_order(tasks, |task| {
+                claim_in(tx, "tasks", *task, owner, now_ms, until_ms)
+            })
+        })
     }
 
     fn claim_delivery(
@@ -271,11 +285,11 @@ impl<B: Backend> Journal for B {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Claim, JournalError> {
-        self.write(|tx| claim_in(tx, "deliveries", delivery, owner, now_ms, until_ms))
+        self.update(|tx| claim_in(tx, "deliveries", delivery, owner, now_ms, until_ms))
     }
 
     fn release(&self, task: TaskId, owner: &str) -> Result<(), JournalError> {
-        self.write(|tx| {
+        self.update(|tx| {
             tx.run(
                 "UPDATE tasks SET claimed_by = NULL, lease_until = NULL
                  WHERE id = $1 AND claimed_by = $2",
@@ -314,20 +328,17 @@ impl<B: Backend> Journal for B {
         &self,
         attempts: &[(DeliveryId, Attempt<'_>)],
     ) -> Result<Vec<TaskState>, JournalError> {
-        self.write(|tx| {
+        self.update(|tx| {
             let mut states = Vec::with_capacity(attempts.len());
             for (id, attempt) in attempts {
-                match state_of(tx, "SELECT state FROM deliveries WHERE id = $1", *id)? {
-                    None => return Err(JournalError::UnknownDelivery(*id)),
-                    Some(TaskState::Pending) => {}
-                    Some(state) => return Err(JournalError::DeliveryNotPending { id: *id, state }),
-                }
                 let new_state = attempt.result.state();
                 let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
-                tx.run(
+                // Conditional, so it needs no lock: a delivery no longer
+                // pending is left alone and reported.
+                let changed = tx.run(
                     "UPDATE deliveries SET state = $2, updated_ms = $3, attempts = attempts + 1,
                          last_status = $4, last_err = $5, last_message = $6
-                     WHERE id = $1",
+                     WHERE id = $1 AND state = 'pending'",
                     &[
                         V::Int(*id),
                         new_state.as_str().into(),
@@ -337,6 +348,14 @@ impl<B: Backend> Journal for B {
                         message.into(),
                     ],
                 )?;
+                if changed == 0 {
+                    return Err(
+                        match state_of(tx, "SELECT state FROM deliveries WHERE id = $1", *id)? {
+                            None => JournalError::UnknownDelivery(*id),
+                            Some(state) => JournalError::DeliveryNotPending { id: *id, state },
+                        },
+                    );
+                }
                 states.push(new_state);
             }
             Ok(states)
@@ -404,6 +423,49 @@ impl<B: Backend> Journal for B {
             )?;
             Ok(pending)
         })
+    }
+}
+
+/// `f` over `items` in the order of their ids (a task's own items in the
+/// order given); the answers in the order given. Transactions that lock
+/// several rows lock them in one order, so two never wait for each other.
+fn in_id_order<I: HasId, T>(
+    items: &[I],
+    mut f: impl FnMut(&I) -> Result<T, JournalError>,
+) -> Result<Vec<T>, JournalError> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items.get(i).map(HasId::id));
+    let mut answers: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for i in order {
+        if let (Some(item), Some(slot)) = (items.get(i), answers.get_mut(i)) {
+            *slot = Some(f(item)?);
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.ok_or(JournalError::BatchMismatch {
+                sent: items.len(),
+                got: 0,
+            })
+        })
+        .collect()
+}
+
+/// What [`in_id_order`] orders by.
+trait HasId {
+    fn id(&self) -> i64;
+}
+
+impl HasId for TaskId {
+    fn id(&self) -> i64 {
+        *self
+    }
+}
+
+impl<T> HasId for (TaskId, T) {
+    fn id(&self) -> i64 {
+        self.0
     }
 }
 
@@ -498,6 +560,27 @@ fn pending_task(
     .transpose()
 }
 
+/// The pending task for (provider, subject), made now if there is none: one
+/// statement, the partial unique index deciding.
+fn pending_or_new(
+    tx: &mut dyn Tx,
+    provider: Provider,
+    subject: &str,
+    now_ms: i64,
+) -> Result<TaskId, JournalError> {
+    one(
+        tx,
+        "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
+         VALUES ($1, $2, 'pending', $3, $3)
+         ON CONFLICT (provider, subject) WHERE state = 'pending'
+             DO UPDATE SET provider = excluded.provider
+         RETURNING id",
+        &[provider.as_str().into(), subject.into(), now_ms.into()],
+    )?
+    .ok_or(JournalError::BatchMismatch { sent: 1, got: 0 })?
+    .int(0)
+}
+
 /// Counts by state from `sql`, which selects (state, count).
 fn counts_of(tx: &mut dyn Tx, sql: &str) -> Result<TaskCounts, JournalError> {
     let mut counts = TaskCounts::default();
@@ -587,18 +670,7 @@ fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, Journ
         let task = match grace {
             Some(due) => schedule(tx, event, device, due, provider, subject)?,
             None => {
-                let id = match pending_task(tx, provider, subject)? {
-                    Some(id) => id,
-                    None => new_task(
-                        tx,
-                        "pending",
-                        None,
-                        None,
-                        event.received_ms,
-                        provider,
-                        subject,
-                    )?,
-                };
+                let id = pending_or_new(tx, provider, subject, event.received_ms)?;
                 attach(tx, id, event.id)?;
                 TaskRef {
                     id,
@@ -871,12 +943,33 @@ fn insert_attempt(
     task: TaskId,
     attempt: &Attempt<'_>,
 ) -> Result<TaskState, JournalError> {
-    match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
-        None => return Err(JournalError::UnknownTask(task)),
-        Some(TaskState::Pending) => {}
-        Some(state) => return Err(JournalError::NotPending { id: task, state }),
-    }
     let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
+    let new_state = attempt.result.state();
+    // Conditional, so it needs no lock: a task no longer pending is left
+    // alone and reported.
+    let changed = tx.run(
+        "UPDATE tasks SET state = $2, updated_ms = $3, attempts = attempts + 1,
+             last_status = $4, last_error_code = $5, last_provider_code = $6,
+             last_message = $7
+         WHERE id = $1 AND state = 'pending'",
+        &[
+            task.into(),
+            new_state.as_str().into(),
+            attempt.at_ms.into(),
+            attempt.http_status.into(),
+            attempt.error_code.into(),
+            attempt.provider_code.into(),
+            message.into(),
+        ],
+    )?;
+    if changed == 0 {
+        return Err(
+            match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
+                None => JournalError::UnknownTask(task),
+                Some(state) => JournalError::NotPending { id: task, state },
+            },
+        );
+    }
     tx.run(
         "INSERT INTO attempts
              (task_id, at_ms, http_status, error_code, provider_code, message, result)
@@ -889,22 +982,6 @@ fn insert_attempt(
             attempt.provider_code.into(),
             message.into(),
             attempt.result.as_str().into(),
-        ],
-    )?;
-    let new_state = attempt.result.state();
-    tx.run(
-        "UPDATE tasks SET state = $2, updated_ms = $3, attempts = attempts + 1,
-             last_status = $4, last_error_code = $5, last_provider_code = $6,
-             last_message = $7
-         WHERE id = $1",
-        &[
-            task.into(),
-            new_state.as_str().into(),
-            attempt.at_ms.into(),
-            attempt.http_status.into(),
-            attempt.error_code.into(),
-            attempt.provider_code.into(),
-            message.into(),
         ],
     )?;
     Ok(new_state)
