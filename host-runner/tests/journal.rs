@@ -346,6 +346,38 @@ fn retry_keeps_the_task_pending_and_counts_attempts(store: &dyn Store) {
         "SELECT count(*) FROM attempts WHERE task_id = {id}"
     ));
     assert_eq!(rows, 3);
+
+    // 70 attempts in one call: each task's retry, then its end, in order.
+    let users: Vec<String> = (0..35).map(|i| format!("u{i}@example.com")).collect();
+    let batch: Vec<_> = users
+        .iter()
+        .enumerate()
+        .flat_map(|(i, u)| {
+            let revocation = [(O365, u.as_str())];
+            let task = new_tasks(
+                j.record_event(&event(&format!("b{i}"), &revocation))
+                    .unwrap(),
+            )[0]
+            .id;
+            [
+                (task, attempt(AttemptResult::Retry)),
+                (task, attempt(AttemptResult::Done)),
+            ]
+        })
+        .collect();
+    let states = j.record_attempts(&batch).unwrap();
+    assert_eq!(states.len(), 70);
+    assert!(
+        states
+            .chunks(2)
+            .all(|s| s == [TaskState::Pending, TaskState::Done])
+    );
+    assert_eq!(store.number("SELECT count(*) FROM attempts"), 73);
+    assert_eq!(j.task_counts().unwrap().done, 35);
+    assert_eq!(
+        store.number("SELECT count(*) FROM tasks WHERE state = 'done' AND attempts = 2"),
+        35
+    );
 }
 
 fn a_failed_attempt_ends_the_task_and_shows_in_status(store: &dyn Store) {
@@ -1016,6 +1048,33 @@ fn claims_are_exclusive_until_the_lease_ends(store: &dyn Store) {
     assert_eq!(
         j.claim(a, "p2", 30_000, 40_000).unwrap(),
         Claim::Settled(TaskState::Done)
+    );
+    // A large group, newest first, with a repeat and the busy and settled ones.
+    let users: Vec<String> = (0..100).map(|i| format!("u{i}@example.com")).collect();
+    let mut ids: Vec<i64> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let revocation = [(O365, u.as_str())];
+            new_tasks(
+                j.record_event(&event(&format!("big{i}"), &revocation))
+                    .unwrap(),
+            )[0]
+            .id
+        })
+        .collect();
+    ids.reverse();
+    ids.extend([ids[5], b, a]);
+    assert_eq!(j.claim(b, "p2", 45_000, 55_000).unwrap(), Claim::Claimed);
+    let claims = j.claim_tasks(&ids, "p3", 50_000, 60_000).unwrap();
+    assert_eq!(claims.len(), 103);
+    assert!(
+        claims[..101].iter().all(|c| *c == Claim::Claimed),
+        "{claims:?}"
+    );
+    assert_eq!(
+        claims[101..],
+        [Claim::Busy, Claim::Settled(TaskState::Done)]
     );
 }
 
