@@ -191,9 +191,9 @@ impl<B: Backend> Journal for B {
         attempts: &[(TaskId, Attempt<'_>)],
     ) -> Result<Vec<TaskState>, JournalError> {
         self.update(|tx| {
-            let states = in_id_order(attempts, |(task, attempt)| settle(tx, *task, attempt))?;
+            settle(tx, attempts)?;
             insert_attempt_rows(tx, attempts)?;
-            Ok(states)
+            Ok(attempts.iter().map(|(_, a)| a.result.state()).collect())
         })
     }
 
@@ -421,43 +421,6 @@ impl<B: Backend> Journal for B {
             )?;
             Ok(pending)
         })
-    }
-}
-
-/// `f` over `items` in the order of their ids (a task's own items in the
-/// order given); the answers in the order given. Transactions that lock
-/// several rows lock them in one order, so two never wait for each other.
-fn in_id_order<I: HasId, T>(
-    items: &[I],
-    mut f: impl FnMut(&I) -> Result<T, JournalError>,
-) -> Result<Vec<T>, JournalError> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| items.get(i).map(HasId::id));
-    let mut answers: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items.len()).collect();
-    for i in order {
-        if let (Some(item), Some(slot)) = (items.get(i), answers.get_mut(i)) {
-            *slot = Some(f(item)?);
-        }
-    }
-    answers
-        .into_iter()
-        .map(|a| {
-            a.ok_or(JournalError::BatchMismatch {
-                sent: items.len(),
-                got: 0,
-            })
-        })
-        .collect()
-}
-
-/// What [`in_id_order`] orders by.
-trait HasId {
-    fn id(&self) -> i64;
-}
-
-impl<T> HasId for (TaskId, T) {
-    fn id(&self) -> i64 {
-        self.0
     }
 }
 
@@ -1042,37 +1005,95 @@ fn attach(tx: &mut dyn Tx, task: TaskId, event: &str) -> Result<(), JournalError
     Ok(())
 }
 
-/// Moves a pending task to its state after `attempt`. Conditional, so it
-/// needs no lock: a task no longer pending is left alone and reported.
-fn settle(tx: &mut dyn Tx, task: TaskId, attempt: &Attempt<'_>) -> Result<TaskState, JournalError> {
-    let new_state = attempt.result.state();
-    let changed = tx.run(
-        "UPDATE tasks SET state = $2, updated_ms = $3, attempts = attempts + 1,
-             last_status = $4, last_error_code = $5, last_provider_code = $6,
-             last_message = $7
-         WHERE id = $1 AND state = 'pending'",
-        &[
-            task.into(),
-            new_state.as_str().into(),
-            attempt.at_ms.into(),
-            attempt.http_status.into(),
-            attempt.error_code.into(),
-            attempt.provider_code.into(),
-            attempt
-                .message
-                .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
-                .into(),
-        ],
-    )?;
-    if changed == 0 {
-        return Err(
-            match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
-                None => JournalError::UnknownTask(task),
-                Some(state) => JournalError::NotPending { id: task, state },
-            },
-        );
+/// Moves each attempt's task, pending, to its state after the attempt:
+/// the attempts in rounds (a task at most once per round, its attempts in
+/// the order given), each round in `UPDATE … FROM (VALUES …)`s of up to
+/// [`ATTEMPT_CHUNK`] tasks in id order. Conditional, so it needs no lock:
+/// a task no longer pending is left alone and reported, and nothing is.
+fn settle(tx: &mut dyn Tx, attempts: &[(TaskId, Attempt<'_>)]) -> Result<(), JournalError> {
+    let mut rest: Vec<&(TaskId, Attempt<'_>)> = attempts.iter().collect();
+    while !rest.is_empty() {
+        let mut seen = HashSet::new();
+        let mut round = Vec::new();
+        let mut later = Vec::new();
+        for item in rest {
+            if seen.insert(item.0) {
+                round.push(item);
+            } else {
+                later.push(item);
+            }
+        }
+        round.sort_by_key(|item| item.0);
+        for chunk in round.chunks(ATTEMPT_CHUNK) {
+            settle_chunk(tx, chunk)?;
+        }
+        rest = later;
     }
-    Ok(new_state)
+    Ok(())
+}
+
+fn settle_chunk(tx: &mut dyn Tx, chunk: &[&(TaskId, Attempt<'_>)]) -> Result<(), JournalError> {
+    // A power of two of rows; the unused ones repeat the last (an update
+    // applies one matching row per task, and they are alike).
+    let width = chunk.len().next_power_of_two();
+    let rows: Vec<String> = (0..width)
+        .map(|i| {
+            let n = 7 * i;
+            format!(
+                "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT),
+                  CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7
+            )
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE tasks SET state = v.column2, updated_ms = v.column3, attempts = attempts + 1,
+             last_status = v.column4, last_error_code = v.column5,
+             last_provider_code = v.column6, last_message = v.column7
+         FROM (VALUES {}) AS v
+         WHERE tasks.id = v.column1 AND tasks.state = 'pending'
+         RETURNING tasks.id",
+        rows.join(", ")
+    );
+    let args: Vec<V> = (0..width)
+        .filter_map(|i| chunk.get(i).or(chunk.last()))
+        .flat_map(|(task, attempt)| {
+            [
+                V::Int(*task),
+                attempt.result.state().as_str().into(),
+                attempt.at_ms.into(),
+                attempt.http_status.into(),
+                attempt.error_code.into(),
+                attempt.provider_code.into(),
+                attempt
+                    .message
+                    .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
+                    .into(),
+            ]
+        })
+        .collect();
+    let settled: HashSet<i64> = tx
+        .rows(&sql, &args)?
+        .iter()
+        .map(|row| row.int(0))
+        .collect::<Result<_, _>>()?;
+    for (task, _) in chunk {
+        if !settled.contains(task) {
+            return Err(
+                match state_of(tx, "SELECT state FROM tasks WHERE id = $1", *task)? {
+                    None => JournalError::UnknownTask(*task),
+                    Some(state) => JournalError::NotPending { id: *task, state },
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Attempts per `INSERT`, at most. Each statement takes a power of two of
