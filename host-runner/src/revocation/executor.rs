@@ -177,7 +177,8 @@ impl Lease {
     }
 
     /// Claims the task, waiting up to `patience` while another process's
-    /// lease runs (it may have died holding it).
+    /// lease runs (it may have died holding it). Looks again every quarter
+    /// second at most: the other process usually settles the task soon.
     async fn acquire(&self, patience: Duration) -> Result<Claim> {
         let start = tokio::time::Instant::now();
         loop {
@@ -185,9 +186,12 @@ impl Lease {
             if claim != Claim::Busy || start.elapsed() >= patience {
                 return Ok(claim);
             }
-            tokio::time::sleep(self.step()).await;
+            tokio::time::sleep(self.step().min(Self::LOOK_AGAIN)).await;
         }
     }
+
+    /// The longest wait between two looks at a task another process holds.
+    const LOOK_AGAIN: Duration = Duration::from_millis(250);
 
     /// Renews the claim for as long as it is polled; never ends.
     async fn keep(&self) -> std::convert::Infallible {
