@@ -18,6 +18,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         "wasm-plugin/Cargo.toml",
         "Cargo.toml",
         "Cargo.lock",
+        // The admin console's files and the JS package, embedded by srs serve.
+        "web/console",
+        "web/shared",
+        "wasm-plugin/js/web",
     ] {
         println!(
             "cargo::rerun-if-changed={}",
