@@ -322,16 +322,23 @@ async fn retry(State(service): Shared, Path(id): Path<String>) -> Response {
     }
 }
 
-/// `GET /v1/policy`: the policy in force, its generation and summary.
+/// `GET /v1/policy`: the policy in force, its generation and summary. The
+/// policy is given as it was written (its fields in their order), which the
+/// module accepted as JSON.
 async fn policy(State(service): Shared) -> Response {
     let policy = service.pool.policy();
-    let text = String::from_utf8_lossy(&policy.bytes);
-    axum::Json(json!({
-        "generation": policy.generation,
-        "summary": policy.summary,
-        "policy": parsed(&text),
-    }))
-    .into_response()
+    let text = std::str::from_utf8(&policy.bytes)
+        .ok()
+        .filter(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok());
+    let (Some(text), Ok(summary)) = (text, serde_json::to_string(&policy.summary)) else {
+        return internal(&anyhow::anyhow!("the policy in force is not JSON text"));
+    };
+    let body = format!(
+        r#"{{"generation":{},"summary":{summary},"policy":{}}}"#,
+        policy.generation,
+        text.trim()
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `GET /v1/blocked`: the devices the gate blocks now, and their users.
