@@ -242,9 +242,12 @@ const events = (row, t) => cell(row, t.events.join(", "), "path");
 async function retry(task, button) {
   button.disabled = true;
   const r = await api(`/v1/tasks/${task.id}/retry`, { method: "POST" });
-  $("rv-result").textContent = r.ok
-    ? `Task ${task.id} (${providerName(task.provider)}, ${task.subject}) is pending again${r.body.joined ? ` as task ${r.body.task}, which was already pending` : ""}; srs is calling the provider now.`
-    : `Task ${task.id} was not retried: HTTP ${r.status} ${messageOf(r.body)}`;
+  const again = `Task ${task.id} (${providerName(task.provider)}, ${task.subject}) is pending again${r.body?.joined ? ` as task ${r.body.task}, which was already pending` : ""}`;
+  $("rv-result").textContent = !r.ok
+    ? `Task ${task.id} was not retried: HTTP ${r.status} ${messageOf(r.body)}`
+    : r.body.message
+      ? `${again}, but this srs cannot call the provider: ${r.body.message}`
+      : `${again}; srs is calling the provider now.`;
   await loaders.revocations();
 }
 

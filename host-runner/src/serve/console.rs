@@ -312,12 +312,17 @@ async fn retry(State(service): Shared, Path(id): Path<String>) -> Response {
             &format!("task {id} is {state}, not failed: only a failed task is retried"),
         ),
         Retried::Pending { task, joined } => {
-            let body = json!({"task": task.id, "provider": task.provider,
-                              "subject": task.subject, "state": "pending", "joined": joined});
-            match super::api::start(&service, task.id, task.provider, task.subject) {
-                Ok(()) => axum::Json(body).into_response(),
-                Err(e) => internal(&e),
+            let mut body = json!({"task": task.id, "provider": task.provider,
+                                  "subject": task.subject, "state": "pending", "joined": joined});
+            // Pending in the journal either way; if this process cannot call
+            // the provider, another one (or a restart with the config) will.
+            if let (Err(e), Some(fields)) = (
+                super::api::start(&service, task.id, task.provider, task.subject),
+                body.as_object_mut(),
+            ) {
+                fields.insert("message".into(), json!(format!("{e:#}")));
             }
+            axum::Json(body).into_response()
         }
     }
 }
