@@ -1255,6 +1255,29 @@ fn postgres_lists_events_and_cannot_search_them_yet() {
     );
 }
 
+/// The event bodies' schema step is valid PostgreSQL too, after the
+/// PostgreSQL migrations: ready for the PostgreSQL journal to take.
+#[test]
+fn the_event_bodies_step_applies_to_postgres() {
+    let cluster = fake_providers::postgres::TempPostgres::shared().unwrap();
+    let url = cluster.create_database("event_bodies_step").unwrap();
+    drop(PostgresJournal::open(&url).unwrap());
+    cluster
+        .psql("event_bodies_step", host_runner::journal::EVENT_BODIES)
+        .unwrap();
+    let columns = cluster
+        .psql(
+            "event_bodies_step",
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position)
+             FROM information_schema.columns WHERE table_name = 'event_bodies'",
+        )
+        .unwrap();
+    assert_eq!(
+        columns.trim(),
+        "event_id,device_id,user_upn,user_email,time_ms,body"
+    );
+}
+
 #[test]
 fn sqlite_events_are_listed_newest_first_and_found_by_user_or_device() {
     events_are_listed_newest_first_and_found_by_user_or_device(&SqliteStore::new());

@@ -16,6 +16,9 @@
 //!   pending ones, coalesced like any other.
 //! - A `--dry-run` event is journaled without tasks and does not make its id
 //!   "seen" for a real run: the real run replaces the dry-run row.
+//! - Each event is kept as it was sent, with its device and user
+//!   ([`EVENT_BODIES`]), for the admin console: search by user or device, and
+//!   the what-if that replays history under another policy.
 //!
 //! Everything else talks to the journal through the [`Journal`] trait: its
 //! methods take `&self`, so a backend with a connection pool (a shared server
@@ -34,6 +37,7 @@ use std::sync::Arc;
 use policy_core::{Access, Outcome, Provider};
 
 pub use postgres::{PG_SCHEMA_VERSION, PostgresJournal, redacted};
+pub use sql::EVENT_BODIES;
 pub use sqlite::{SCHEMA_VERSION, SqliteJournal};
 
 /// The id of a revocation task.

@@ -18,7 +18,7 @@ use super::{
 /// replays). In the SQL both databases understand: SQLite applies it as its
 /// version 6; PostgreSQL takes it as its next migration, and until then
 /// keeps no event bodies ([`Backend::keeps_event_bodies`]).
-pub(super) const EVENT_BODIES: &str = "
+pub const EVENT_BODIES: &str = "
 CREATE TABLE event_bodies (
     event_id   TEXT PRIMARY KEY NOT NULL REFERENCES events (id),
     device_id  TEXT,
