@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use host_runner::journal::{
-    Attempt, AttemptResult, DeviceFacts, Durability, EventQuery, Journal, JournalError,
+    Attempt, AttemptResult, Claim, DeviceFacts, Durability, EventQuery, Journal, JournalError,
     NewDelivery, NewEvent, PostgresJournal, Recorded, Retried, SCHEMA_VERSION, SqliteJournal,
     TaskCounts, TaskRef, TaskState,
 };
@@ -331,10 +331,8 @@ fn the_same_revocation_twice_in_one_decision_is_one_task(store: &dyn Store) {
     assert_eq!(j.pending_tasks().unwrap()[0].events, ["e1"]);
 }
 
-#[test]
-fn retry_keeps_the_task_pending_and_counts_attempts() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn retry_keeps_the_task_pending_and_counts_attempts(store: &dyn Store) {
+    let j = store.open();
     let id = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].id;
     for _ in 0..3 {
         assert_eq!(
@@ -346,14 +344,42 @@ fn retry_keeps_the_task_pending_and_counts_attempts() {
     let pending = j.pending_tasks().unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].attempts, 3);
-    let rows: i64 = raw(&path)
-        .query_row(
-            "SELECT count(*) FROM attempts WHERE task_id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let rows = store.number(&format!(
+        "SELECT count(*) FROM attempts WHERE task_id = {id}"
+    ));
     assert_eq!(rows, 3);
+
+    // 70 attempts in one call: each task's retry, then its end, in order.
+    let users: Vec<String> = (0..35).map(|i| format!("u{i}@example.com")).collect();
+    let batch: Vec<_> = users
+        .iter()
+        .enumerate()
+        .flat_map(|(i, u)| {
+            let revocation = [(O365, u.as_str())];
+            let task = new_tasks(
+                j.record_event(&event(&format!("b{i}"), &revocation))
+                    .unwrap(),
+            )[0]
+            .id;
+            [
+                (task, attempt(AttemptResult::Retry)),
+                (task, attempt(AttemptResult::Done)),
+            ]
+        })
+        .collect();
+    let states = j.record_attempts(&batch).unwrap();
+    assert_eq!(states.len(), 70);
+    assert!(
+        states
+            .chunks(2)
+            .all(|s| s == [TaskState::Pending, TaskState::Done])
+    );
+    assert_eq!(store.number("SELECT count(*) FROM attempts"), 73);
+    assert_eq!(j.task_counts().unwrap().done, 35);
+    assert_eq!(
+        store.number("SELECT count(*) FROM tasks WHERE state = 'done' AND attempts = 2"),
+        35
+    );
 }
 
 fn a_failed_attempt_ends_the_task_and_shows_in_status(store: &dyn Store) {
@@ -412,10 +438,8 @@ fn a_done_attempt_ends_the_task(store: &dyn Store) {
     assert!(status.failed.is_empty());
 }
 
-#[test]
-fn attempts_on_finished_or_unknown_tasks_are_refused() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn attempts_on_finished_or_unknown_tasks_are_refused(store: &dyn Store) {
+    let j = store.open();
     let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
     let (a, b) = (tasks[0].id, tasks[1].id);
     j.record_attempt(a, &attempt(AttemptResult::Done)).unwrap();
@@ -443,10 +467,7 @@ fn attempts_on_finished_or_unknown_tasks_are_refused() {
     ];
     assert!(j.record_attempts(&batch).is_err());
     assert_eq!(j.pending_tasks().unwrap()[0].attempts, 0);
-    let rows: i64 = raw(&path)
-        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(rows, 2);
+    assert_eq!(store.number("SELECT count(*) FROM attempts"), 2);
 }
 
 fn pending_tasks_survive_a_crash(store: &dyn Store) {
@@ -471,10 +492,8 @@ fn pending_tasks_survive_a_crash(store: &dyn Store) {
     assert_eq!(pending[1].attempts, 1);
 }
 
-#[test]
-fn report_only_and_no_action_events_create_no_tasks() {
-    let (_dir, path) = temp();
-    let j = open(&path);
+fn report_only_and_no_action_events_create_no_tasks(store: &dyn Store) {
+    let j = store.open();
     let report_only = NewEvent {
         enforced: false,
         ..event("e1", ALICE)
@@ -492,31 +511,28 @@ fn report_only_and_no_action_events_create_no_tasks() {
     // Both are seen: a repeat is a duplicate.
     assert_eq!(j.record_event(&report_only).unwrap(), Recorded::Duplicate);
     // The decision is kept for audit.
-    let decision: String = raw(&path)
-        .query_row("SELECT decision FROM events WHERE id = 'e2'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(decision, r#"{"outcome":"no_action"}"#);
+    assert_eq!(
+        store.number(r#"SELECT count(*) FROM events WHERE id = 'e2' AND decision = '{"outcome":"no_action"}'"#),
+        1
+    );
 }
 
-#[test]
-fn an_unknown_outcome_is_refused() {
+fn an_unknown_outcome_is_refused(store: &dyn Store) {
     // The API is typed, so only the database can hold another outcome: its
     // CHECK refuses one, and a row written around it reads as corrupt.
-    let (_dir, path) = temp();
-    let j = open(&path);
-    let insert = "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
-                  VALUES ('e1', 0, ?1, 1, 0, '{}')";
-    assert!(raw(&path).execute(insert, ["revoke_all"]).is_err());
+    let j = store.open();
+    let refused = store.execute(
+        "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
+         VALUES ('e1', 0, 'revoke_all', 1, 0, '{}')",
+    );
+    assert!(refused.is_err(), "{refused:?}");
     assert_eq!(j.status().unwrap().events, 0);
-    let conn = raw(&path);
-    conn.execute(
-        "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
-         VALUES ('okta', 'bob@example.com', 'pending', 0, 0)",
-        [],
-    )
-    .unwrap();
+    store
+        .execute(
+            "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
+             VALUES ('okta', 'bob@example.com', 'pending', 0, 0)",
+        )
+        .unwrap();
     let err = j.pending_tasks().unwrap_err();
     assert!(
         matches!(
@@ -1283,10 +1299,70 @@ fn sqlite_events_are_listed_newest_first_and_found_by_user_or_device() {
     events_are_listed_newest_first_and_found_by_user_or_device(&SqliteStore::new());
 }
 
+fn claims_are_exclusive_until_the_lease_ends(store: &dyn Store) {
+    let j = store.open();
+    let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    let (a, b) = (tasks[0].id, tasks[1].id);
+    // Answers in the order asked, whatever the ids' order.
+    assert_eq!(
+        j.claim_tasks(&[b, 999, a], "p1", 1_000, 11_000).unwrap(),
+        [Claim::Claimed, Claim::Unknown, Claim::Claimed]
+    );
+    // Another process waits for the lease; the holder renews it.
+    assert_eq!(j.claim(a, "p2", 5_000, 15_000).unwrap(), Claim::Busy);
+    assert_eq!(j.claim(a, "p1", 5_000, 15_000).unwrap(), Claim::Claimed);
+    assert_eq!(j.claim(a, "p2", 12_000, 22_000).unwrap(), Claim::Busy);
+    // A lease that ended is taken over: its holder may have died.
+    assert_eq!(j.claim(a, "p2", 15_001, 25_000).unwrap(), Claim::Claimed);
+    assert_eq!(j.claim(a, "p1", 16_000, 26_000).unwrap(), Claim::Busy);
+    // A released task is free at once.
+    j.release(b, "p2").unwrap(); // not p2's: nothing changes
+    assert_eq!(j.claim(b, "p2", 2_000, 12_000).unwrap(), Claim::Busy);
+    j.release(b, "p1").unwrap();
+    assert_eq!(j.claim(b, "p2", 2_000, 12_000).unwrap(), Claim::Claimed);
+    // A settled task is not claimed; its state is told.
+    j.record_attempt(a, &attempt(AttemptResult::Done)).unwrap();
+    assert_eq!(
+        j.claim(a, "p2", 30_000, 40_000).unwrap(),
+        Claim::Settled(TaskState::Done)
+    );
+    // A large group, newest first, with a repeat and the busy and settled ones.
+    let users: Vec<String> = (0..100).map(|i| format!("u{i}@example.com")).collect();
+    let mut ids: Vec<i64> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let revocation = [(O365, u.as_str())];
+            new_tasks(
+                j.record_event(&event(&format!("big{i}"), &revocation))
+                    .unwrap(),
+            )[0]
+            .id
+        })
+        .collect();
+    ids.reverse();
+    ids.extend([ids[5], b, a]);
+    assert_eq!(j.claim(b, "p2", 45_000, 55_000).unwrap(), Claim::Claimed);
+    let claims = j.claim_tasks(&ids, "p3", 50_000, 60_000).unwrap();
+    assert_eq!(claims.len(), 103);
+    assert!(
+        claims[..101].iter().all(|c| *c == Claim::Claimed),
+        "{claims:?}"
+    );
+    assert_eq!(
+        claims[101..],
+        [Claim::Busy, Claim::Settled(TaskState::Done)]
+    );
+}
+
 /// Where a journal lives: each behaviour test runs on both backends.
 trait Store {
     /// Opens (or reopens) the journal.
     fn open(&self) -> Box<dyn Journal>;
+    /// Runs a statement on the database directly, around the journal.
+    fn execute(&self, sql: &str) -> Result<(), String>;
+    /// The one number `sql` selects, read directly.
+    fn number(&self, sql: &str) -> i64;
 }
 
 /// A SQLite file in a temp dir.
@@ -1306,21 +1382,53 @@ impl Store for SqliteStore {
     fn open(&self) -> Box<dyn Journal> {
         Box::new(open(&self.path))
     }
+
+    fn execute(&self, sql: &str) -> Result<(), String> {
+        raw(&self.path)
+            .execute(sql, [])
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn number(&self, sql: &str) -> i64 {
+        raw(&self.path).query_row(sql, [], |r| r.get(0)).unwrap()
+    }
 }
 
 /// A fresh database in this test binary's throwaway PostgreSQL cluster.
-struct PostgresStore(String);
+struct PostgresStore {
+    cluster: &'static fake_providers::postgres::TempPostgres,
+    url: String,
+}
 
 impl PostgresStore {
     fn new() -> Self {
         let cluster = fake_providers::postgres::TempPostgres::shared().unwrap();
-        Self(cluster.fresh_database().unwrap())
+        let url = cluster.fresh_database().unwrap();
+        Self { cluster, url }
+    }
+
+    fn database(&self) -> &str {
+        let path = self.url.rsplit('/').next().unwrap();
+        path.split('?').next().unwrap()
     }
 }
 
 impl Store for PostgresStore {
     fn open(&self) -> Box<dyn Journal> {
-        Box::new(PostgresJournal::open(&self.0).unwrap())
+        Box::new(PostgresJournal::open(&self.url).unwrap())
+    }
+
+    fn execute(&self, sql: &str) -> Result<(), String> {
+        self.cluster
+            .psql(self.database(), sql)
+            .map(drop)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn number(&self, sql: &str) -> i64 {
+        let out = self.cluster.psql(self.database(), sql).unwrap();
+        out.trim().parse().unwrap()
     }
 }
 
@@ -1362,4 +1470,9 @@ on_both_backends!(
     failed_tasks_are_listed_and_a_retry_makes_them_pending,
     a_retried_task_joins_the_pending_task_for_the_same_revocation,
     tasks_are_listed_by_state_newest_first_in_pages,
+    retry_keeps_the_task_pending_and_counts_attempts,
+    attempts_on_finished_or_unknown_tasks_are_refused,
+    report_only_and_no_action_events_create_no_tasks,
+    an_unknown_outcome_is_refused,
+    claims_are_exclusive_until_the_lease_ends,
 );

@@ -35,7 +35,8 @@ fn main() -> anyhow::Result<()> {
         "{} is missing: cargo build --release -p host-runner",
         srs.display()
     );
-    let cluster = TempPostgres::start()?;
+    // fsync on, as SQLite's journal syncs every commit (`synchronous = FULL`).
+    let cluster = TempPostgres::start_durable()?;
     println!(
         "journals: {n} events, {} revocations, {CONCURRENCY} calls in flight per provider and process",
         2 * n
@@ -49,8 +50,22 @@ fn main() -> anyhow::Result<()> {
     for round in 0..ROUNDS {
         rows[0].1.push(run(&srs, n, 1, None)?);
         for (i, k) in [1, 2, 3].into_iter().enumerate() {
-            let url = cluster.create_database(&format!("bench_{round}_{k}"))?;
+            let name = format!("bench_{round}_{k}");
+            let url = cluster.create_database(&name)?;
             rows[i + 1].1.push(run(&srs, n, k, Some(&url))?);
+            // Where the time went: how long intake took, and when the last
+            // revocation ended, both from the first event's arrival.
+            let spans = cluster.psql(
+                &name,
+                "SELECT (SELECT max(received_ms) - min(received_ms) FROM events),
+                        (SELECT max(updated_ms) FROM tasks) - (SELECT min(received_ms) FROM events)",
+            )?;
+            let spans: Vec<&str> = spans.trim().split('|').collect();
+            println!(
+                "  intake done after {} ms, the last revocation after {} ms",
+                spans.first().unwrap_or(&"?"),
+                spans.get(1).unwrap_or(&"?")
+            );
         }
     }
     let sqlite = median(rows[0].1.clone());
@@ -107,12 +122,12 @@ fn run(srs: &Path, n: usize, k: usize, url: Option<&str>) -> anyhow::Result<f64>
         files.push(path);
     }
     // Migrate first, so the processes do not race to create the schema.
-    let status = Command::new(srs)
-        .args(["status", "--state", &state])
-        .stdout(Stdio::null())
-        .status();
     if url.is_some() {
-        anyhow::ensure!(status?.success(), "srs status could not open {state}");
+        let status = Command::new(srs)
+            .args(["status", "--state", &state])
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "srs status could not open {state}");
     }
     let secret = o365.options().client_secret.clone();
     let start = Instant::now();

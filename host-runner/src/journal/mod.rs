@@ -650,16 +650,28 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// Deletes a stream; false if there was none.
     fn delete_stream(&self, id: &str) -> Result<bool, JournalError>;
 
-    /// Claims a pending task for `owner` until `until_ms`, or renews the
-    /// claim it holds; another owner's claim is taken over once its lease
-    /// ended before `now_ms`.
+    /// Claims pending tasks for `owner` until `until_ms`, or renews the
+    /// claims it holds; another owner's claim is taken over once its lease
+    /// ended before `now_ms`. One answer per task, in order, from one
+    /// transaction.
+    fn claim_tasks(
+        &self,
+        tasks: &[TaskId],
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Claim>, JournalError>;
+
+    /// Claims one task; see [`Journal::claim_tasks`].
     fn claim(
         &self,
         task: TaskId,
         owner: &str,
         now_ms: i64,
         until_ms: i64,
-    ) -> Result<Claim, JournalError>;
+    ) -> Result<Claim, JournalError> {
+        single(self.claim_tasks(&[task], owner, now_ms, until_ms)?)
+    }
 
     /// [`Journal::claim`] for a Shared Signals delivery.
     fn claim_delivery(

@@ -2,13 +2,19 @@
 //! process. Writers take one transaction-scoped advisory lock, so the
 //! journal's invariants (coalescing, idempotency by event id, a device's
 //! latest decision) hold across processes exactly as with SQLite's single
-//! writer; reads run in read-only repeatable-read transactions.
+//! writer; reads run in read-only repeatable-read transactions. Changes to
+//! rows a process has claimed (a claim, an attempt, a release) need no such
+//! lock: each is one conditional `UPDATE`, and PostgreSQL's row locks order
+//! them (see [`Backend::update`]).
+//!
+//! Each pooled connection keeps its prepared statements, so a statement costs
+//! one round trip to the server, not two.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use postgres::types::{ToSql, Type};
-use postgres::{Config, IsolationLevel};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres::{Client, Config, IsolationLevel, Statement};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -125,7 +131,38 @@ const WRITE_LOCK: i64 = 0x0053_5253_5f4a_4e4c; // "SRS_JNL"
 /// Connections kept per process.
 const POOL_SIZE: u32 = 8;
 
-type Manager = PostgresConnectionManager<MakeRustlsConnect>;
+/// One pooled connection and the statements prepared on it, by their text.
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// Opens [`Conn`]s for the pool.
+struct Manager {
+    config: Config,
+    tls: MakeRustlsConnect,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Ok(Conn {
+            client: self.config.connect(self.tls.clone())?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        conn.client.simple_query("").map(drop)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
 type Pool = r2d2::Pool<Manager>;
 
 /// The journal in a PostgreSQL database.
@@ -171,7 +208,7 @@ impl PostgresJournal {
         let (url, root) = split_root_cert(url);
         let config = Config::from_str(&url).map_err(|e| open(e.to_string()))?;
         let tls = tls(root.as_deref()).map_err(open)?;
-        let manager = PostgresConnectionManager::new(config, tls);
+        let manager = Manager { config, tls };
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .connection_timeout(std::time::Duration::from_secs(10))
@@ -190,8 +227,8 @@ impl PostgresJournal {
     }
 
     fn migrate(&self) -> Result<(), JournalError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
+        let mut conn = self.client()?;
+        let mut tx = conn.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS srs_schema (version BIGINT NOT NULL)")?;
         let found: i64 = tx
@@ -279,13 +316,17 @@ impl Backend for PostgresJournal {
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        let mut client = self.client()?;
+        let mut conn = self.client()?;
+        let Conn { client, statements } = &mut *conn;
         let mut tx = client
             .build_transaction()
             .read_only(true)
             .isolation_level(IsolationLevel::RepeatableRead)
             .start()?;
-        let out = f(&mut PgTx(&mut tx))?;
+        let out = f(&mut PgTx {
+            tx: &mut tx,
+            statements,
+        })?;
         tx.commit()?;
         Ok(out)
     }
@@ -294,17 +335,59 @@ impl Backend for PostgresJournal {
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        let mut client = self.client()?;
+        self.transaction(true, f)
+    }
+
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.transaction(false, f)
+    }
+}
+
+impl PostgresJournal {
+    /// Runs `f` in a read-committed transaction, holding the journal's write
+    /// lock when `serialized`.
+    fn transaction<T>(
+        &self,
+        serialized: bool,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut conn = self.client()?;
+        let Conn { client, statements } = &mut *conn;
         let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-        let out = f(&mut PgTx(&mut tx))?;
+        if serialized {
+            // A constant, so one simple-query round trip.
+            tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
+        }
+        let out = f(&mut PgTx {
+            tx: &mut tx,
+            statements,
+        })?;
         tx.commit()?;
         Ok(out)
     }
 }
 
-/// A PostgreSQL transaction behind the journal's [`Tx`].
-struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+/// A PostgreSQL transaction behind the journal's [`Tx`], and its
+/// connection's prepared statements.
+struct PgTx<'a, 'b> {
+    tx: &'a mut postgres::Transaction<'b>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl PgTx<'_, '_> {
+    /// `sql` prepared on this connection, once.
+    fn prepared(&mut self, sql: &str) -> Result<Statement, JournalError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
 
 /// The values as PostgreSQL parameters, NULLs typed.
 fn params(args: &[V]) -> Vec<Box<dyn ToSql + Sync>> {
@@ -324,14 +407,16 @@ impl Tx for PgTx<'_, '_> {
     fn run(&mut self, sql: &str, args: &[V]) -> Result<u64, JournalError> {
         let owned = params(args);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
-        Ok(self.0.execute(sql, &refs)?)
+        let statement = self.prepared(sql)?;
+        Ok(self.tx.execute(&statement, &refs)?)
     }
 
     fn rows(&mut self, sql: &str, args: &[V]) -> Result<Vec<Row>, JournalError> {
         let owned = params(args);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
-        self.0
-            .query(sql, &refs)?
+        let statement = self.prepared(sql)?;
+        self.tx
+            .query(&statement, &refs)?
             .iter()
             .map(|row| {
                 (0..row.len())

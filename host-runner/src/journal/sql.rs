@@ -4,6 +4,8 @@
 //! parameters; a backend adapts what it must (SQLite reads `$1` as `?1`).
 //! Every [`Backend`] is a [`Journal`].
 
+use std::collections::HashSet;
+
 use policy_core::{Outcome, Provider};
 
 use super::{
@@ -110,6 +112,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Whether the database has [`EVENT_BODIES`]' table.
     fn keeps_event_bodies(&self) -> bool {
         false
+    }
+    /// Runs `f` in a write transaction that need not wait for the other
+    /// writers: `f` only changes rows by id with conditional `UPDATE`s (a
+    /// claim, an attempt), whose row locks order them. Creates nothing and
+    /// moves nothing into `pending`, so no invariant `write` keeps is at
+    /// stake. By default, a `write`.
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.write(f)
     }
 }
 
@@ -234,11 +247,10 @@ impl<B: Backend> Journal for B {
         &self,
         attempts: &[(TaskId, Attempt<'_>)],
     ) -> Result<Vec<TaskState>, JournalError> {
-        self.write(|tx| {
-            attempts
-                .iter()
-                .map(|(task, attempt)| insert_attempt(tx, *task, attempt))
-                .collect()
+        self.update(|tx| {
+            let states = in_id_order(attempts, |(task, attempt)| settle(tx, *task, attempt))?;
+            insert_attempt_rows(tx, attempts)?;
+            Ok(states)
         })
     }
 
@@ -311,14 +323,14 @@ impl<B: Backend> Journal for B {
         })
     }
 
-    fn claim(
+    fn claim_tasks(
         &self,
-        task: TaskId,
+        tasks: &[TaskId],
         owner: &str,
         now_ms: i64,
         until_ms: i64,
-    ) -> Result<Claim, JournalError> {
-        self.write(|tx| claim_in(tx, "tasks", task, owner, now_ms, until_ms))
+    ) -> Result<Vec<Claim>, JournalError> {
+        self.update(|tx| claim_tasks_in(tx, tasks, owner, now_ms, until_ms))
     }
 
     fn claim_delivery(
@@ -328,11 +340,11 @@ impl<B: Backend> Journal for B {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Claim, JournalError> {
-        self.write(|tx| claim_in(tx, "deliveries", delivery, owner, now_ms, until_ms))
+        self.update(|tx| claim_in(tx, "deliveries", delivery, owner, now_ms, until_ms))
     }
 
     fn release(&self, task: TaskId, owner: &str) -> Result<(), JournalError> {
-        self.write(|tx| {
+        self.update(|tx| {
             tx.run(
                 "UPDATE tasks SET claimed_by = NULL, lease_until = NULL
                  WHERE id = $1 AND claimed_by = $2",
@@ -371,20 +383,17 @@ impl<B: Backend> Journal for B {
         &self,
         attempts: &[(DeliveryId, Attempt<'_>)],
     ) -> Result<Vec<TaskState>, JournalError> {
-        self.write(|tx| {
+        self.update(|tx| {
             let mut states = Vec::with_capacity(attempts.len());
             for (id, attempt) in attempts {
-                match state_of(tx, "SELECT state FROM deliveries WHERE id = $1", *id)? {
-                    None => return Err(JournalError::UnknownDelivery(*id)),
-                    Some(TaskState::Pending) => {}
-                    Some(state) => return Err(JournalError::DeliveryNotPending { id: *id, state }),
-                }
                 let new_state = attempt.result.state();
                 let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
-                tx.run(
+                // Conditional, so it needs no lock: a delivery no longer
+                // pending is left alone and reported.
+                let changed = tx.run(
                     "UPDATE deliveries SET state = $2, updated_ms = $3, attempts = attempts + 1,
                          last_status = $4, last_err = $5, last_message = $6
-                     WHERE id = $1",
+                     WHERE id = $1 AND state = 'pending'",
                     &[
                         V::Int(*id),
                         new_state.as_str().into(),
@@ -394,6 +403,14 @@ impl<B: Backend> Journal for B {
                         message.into(),
                     ],
                 )?;
+                if changed == 0 {
+                    return Err(
+                        match state_of(tx, "SELECT state FROM deliveries WHERE id = $1", *id)? {
+                            None => JournalError::UnknownDelivery(*id),
+                            Some(state) => JournalError::DeliveryNotPending { id: *id, state },
+                        },
+                    );
+                }
                 states.push(new_state);
             }
             Ok(states)
@@ -462,6 +479,96 @@ impl<B: Backend> Journal for B {
             Ok(pending)
         })
     }
+}
+
+/// `f` over `items` in the order of their ids (a task's own items in the
+/// order given); the answers in the order given. Transactions that lock
+/// several rows lock them in one order, so two never wait for each other.
+fn in_id_order<I: HasId, T>(
+    items: &[I],
+    mut f: impl FnMut(&I) -> Result<T, JournalError>,
+) -> Result<Vec<T>, JournalError> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items.get(i).map(HasId::id));
+    let mut answers: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for i in order {
+        if let (Some(item), Some(slot)) = (items.get(i), answers.get_mut(i)) {
+            *slot = Some(f(item)?);
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.ok_or(JournalError::BatchMismatch {
+                sent: items.len(),
+                got: 0,
+            })
+        })
+        .collect()
+}
+
+/// What [`in_id_order`] orders by.
+trait HasId {
+    fn id(&self) -> i64;
+}
+
+impl<T> HasId for (TaskId, T) {
+    fn id(&self) -> i64 {
+        self.0
+    }
+}
+
+/// Ids per claiming statement, at most. A statement has room for a power of
+/// two of them (the unused places repeat an id), so a handful of statement
+/// texts, each prepared once, serve every group size.
+const CLAIM_CHUNK: usize = 64;
+
+/// [`Journal::claim_tasks`]: one `UPDATE` per [`CLAIM_CHUNK`] ids, in id
+/// order; a task it did not claim is looked up to tell why.
+fn claim_tasks_in(
+    tx: &mut dyn Tx,
+    tasks: &[TaskId],
+    owner: &str,
+    now_ms: i64,
+    until_ms: i64,
+) -> Result<Vec<Claim>, JournalError> {
+    let mut ids = tasks.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut claimed = HashSet::new();
+    for chunk in ids.chunks(CLAIM_CHUNK) {
+        let width = chunk.len().next_power_of_two();
+        let places: Vec<String> = (4..4 + width).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "UPDATE tasks SET claimed_by = $1, lease_until = $3
+             WHERE id IN ({}) AND state = 'pending'
+               AND (claimed_by IS NULL OR claimed_by = $1 OR lease_until IS NULL
+                    OR lease_until < $2)
+             RETURNING id",
+            places.join(", ")
+        );
+        let mut args: Vec<V> = vec![owner.into(), now_ms.into(), until_ms.into()];
+        let last = chunk.last().copied().unwrap_or_default();
+        args.extend((0..width).map(|i| V::Int(chunk.get(i).copied().unwrap_or(last))));
+        for row in tx.rows(&sql, &args)? {
+            claimed.insert(row.int(0)?);
+        }
+    }
+    tasks
+        .iter()
+        .map(|&task| {
+            if claimed.contains(&task) {
+                return Ok(Claim::Claimed);
+            }
+            Ok(
+                match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
+                    None => Claim::Unknown,
+                    Some(TaskState::Pending) => Claim::Busy,
+                    Some(state) => Claim::Settled(state),
+                },
+            )
+        })
+        .collect()
 }
 
 /// Claims row `id` of `table` (`tasks` or `deliveries`) for `owner`.
@@ -555,6 +662,85 @@ fn pending_task(
     .transpose()
 }
 
+/// The pending task for each (provider, subject), made now where there is
+/// none, with `event` attached to each: two statements for the lot, the
+/// partial unique index deciding which tasks are new. `revocations` holds no
+/// pair twice.
+fn pending_now(
+    tx: &mut dyn Tx,
+    event: &NewEvent<'_>,
+    revocations: &[(Provider, &str)],
+) -> Result<Vec<TaskRef>, JournalError> {
+    if revocations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<String> = (0..revocations.len())
+        .map(|i| format!("(${}, ${}, 'pending', $1, $1)", 2 * i + 2, 2 * i + 3))
+        .collect();
+    let mut args = vec![V::Int(event.received_ms)];
+    for &(provider, subject) in revocations {
+        args.extend([provider.as_str().into(), subject.into()]);
+    }
+    let ids: Vec<(String, String, TaskId)> = tx
+        .rows(
+            &format!(
+                "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
+                 VALUES {}
+                 ON CONFLICT (provider, subject) WHERE state = 'pending'
+                     DO UPDATE SET provider = excluded.provider
+                 RETURNING provider, subject, id",
+                rows.join(", ")
+            ),
+            &args,
+        )?
+        .into_iter()
+        .map(|row| Ok((row.text(0)?, row.text(1)?, row.int(2)?)))
+        .collect::<Result<_, JournalError>>()?;
+    let tasks: Vec<TaskRef> = revocations
+        .iter()
+        .map(|&(provider, subject)| {
+            let id = ids
+                .iter()
+                .find(|(p, s, _)| p == provider.as_str() && s == subject)
+                .map(|(_, _, id)| *id)
+                .ok_or(JournalError::BatchMismatch {
+                    sent: revocations.len(),
+                    got: ids.len(),
+                })?;
+            Ok(TaskRef {
+                id,
+                provider,
+                subject: subject.to_owned(),
+            })
+        })
+        .collect::<Result<_, JournalError>>()?;
+    let links: Vec<String> = (0..tasks.len())
+        .map(|i| format!("(${}, $1)", i + 2))
+        .collect();
+    let mut args = vec![V::from(event.id)];
+    args.extend(tasks.iter().map(|t| V::Int(t.id)));
+    tx.run(
+        &format!(
+            "INSERT INTO task_events (task_id, event_id) VALUES {} ON CONFLICT DO NOTHING",
+            links.join(", ")
+        ),
+        &args,
+    )?;
+    Ok(tasks)
+}
+
+/// Whether the device has scheduled tasks or SETs (what a later decision
+/// may cancel or make due).
+fn has_schedule(tx: &mut dyn Tx, device: &str) -> Result<bool, JournalError> {
+    let row = one(
+        tx,
+        "SELECT (SELECT count(*) FROM tasks WHERE device_id = $1 AND state = 'scheduled')
+              + (SELECT count(*) FROM deliveries WHERE device_id = $1 AND state = 'scheduled')",
+        &[device.into()],
+    )?;
+    Ok(row.map(|row| row.int(0)).transpose()?.unwrap_or(0) > 0)
+}
+
 /// Counts by state from `sql`, which selects (state, count).
 fn counts_of(tx: &mut dyn Tx, sql: &str) -> Result<TaskCounts, JournalError> {
     let mut counts = TaskCounts::default();
@@ -618,14 +804,19 @@ fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, Journ
         (Outcome::Grace, Some(due)) => Some(grace_clock(tx, device, due)?),
         _ => None,
     };
-    match (event.outcome, device) {
-        (Outcome::NoAction, Some(device)) if latest => {
-            cancelled = cancel(tx, event, device)?;
-            cancel_deliveries(tx, event, device)?;
-        }
-        (Outcome::Revoke, Some(device)) if latest && event.enforced => {
-            tasks = make_due(tx, device, event.received_ms)?;
-            // The revoke announces itself: the device's waiting SETs are not sent.
+    let moves_schedule = match (event.outcome, device) {
+        (Outcome::NoAction, Some(_)) => latest,
+        (Outcome::Revoke, Some(_)) => latest && event.enforced,
+        _ => false,
+    };
+    match device {
+        Some(device) if moves_schedule && has_schedule(tx, device)? => {
+            if event.outcome == Outcome::NoAction {
+                cancelled = cancel(tx, event, device)?;
+            } else {
+                tasks = make_due(tx, device, event.received_ms)?;
+            }
+            // A revoke announces itself: the device's waiting SETs are not sent.
             cancel_deliveries(tx, event, device)?;
         }
         _ => {}
@@ -640,37 +831,22 @@ fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, Journ
     for delivery in deliveries {
         insert_delivery(tx, event, delivery, grace)?;
     }
+    let mut now: Vec<(Provider, &str)> = Vec::new();
     for &(provider, subject) in revocations {
-        let task = match grace {
-            Some(due) => schedule(tx, event, device, due, provider, subject)?,
-            None => {
-                let id = match pending_task(tx, provider, subject)? {
-                    Some(id) => id,
-                    None => new_task(
-                        tx,
-                        "pending",
-                        None,
-                        None,
-                        event.received_ms,
-                        provider,
-                        subject,
-                    )?,
-                };
-                attach(tx, id, event.id)?;
-                TaskRef {
-                    id,
-                    provider,
-                    subject: subject.to_owned(),
+        match grace {
+            Some(due) => {
+                let task = schedule(tx, event, device, due, provider, subject)?;
+                if !scheduled.contains(&task) {
+                    scheduled.push(task);
                 }
             }
-        };
-        let list = if grace.is_some() {
-            &mut scheduled
-        } else {
-            &mut tasks
-        };
-        if !list.contains(&task) {
-            list.push(task);
+            None if !now.contains(&(provider, subject)) => now.push((provider, subject)),
+            None => {}
+        }
+    }
+    for task in pending_now(tx, event, &now)? {
+        if !tasks.contains(&task) {
+            tasks.push(task);
         }
     }
     Ok(Recorded::New {
@@ -923,37 +1099,15 @@ fn attach(tx: &mut dyn Tx, task: TaskId, event: &str) -> Result<(), JournalError
     Ok(())
 }
 
-fn insert_attempt(
-    tx: &mut dyn Tx,
-    task: TaskId,
-    attempt: &Attempt<'_>,
-) -> Result<TaskState, JournalError> {
-    match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
-        None => return Err(JournalError::UnknownTask(task)),
-        Some(TaskState::Pending) => {}
-        Some(state) => return Err(JournalError::NotPending { id: task, state }),
-    }
-    let message = attempt.message.map(|m| crate::clip(m, MAX_MESSAGE_BYTES));
-    tx.run(
-        "INSERT INTO attempts
-             (task_id, at_ms, http_status, error_code, provider_code, message, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            task.into(),
-            attempt.at_ms.into(),
-            attempt.http_status.into(),
-            attempt.error_code.into(),
-            attempt.provider_code.into(),
-            message.into(),
-            attempt.result.as_str().into(),
-        ],
-    )?;
+/// Moves a pending task to its state after `attempt`. Conditional, so it
+/// needs no lock: a task no longer pending is left alone and reported.
+fn settle(tx: &mut dyn Tx, task: TaskId, attempt: &Attempt<'_>) -> Result<TaskState, JournalError> {
     let new_state = attempt.result.state();
-    tx.run(
+    let changed = tx.run(
         "UPDATE tasks SET state = $2, updated_ms = $3, attempts = attempts + 1,
              last_status = $4, last_error_code = $5, last_provider_code = $6,
              last_message = $7
-         WHERE id = $1",
+         WHERE id = $1 AND state = 'pending'",
         &[
             task.into(),
             new_state.as_str().into(),
@@ -961,10 +1115,69 @@ fn insert_attempt(
             attempt.http_status.into(),
             attempt.error_code.into(),
             attempt.provider_code.into(),
-            message.into(),
+            attempt
+                .message
+                .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
+                .into(),
         ],
     )?;
+    if changed == 0 {
+        return Err(
+            match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
+                None => JournalError::UnknownTask(task),
+                Some(state) => JournalError::NotPending { id: task, state },
+            },
+        );
+    }
     Ok(new_state)
+}
+
+/// Attempts per `INSERT`, at most. Each statement takes a power of two of
+/// them, so a handful of statement texts serve every group size.
+const ATTEMPT_CHUNK: usize = 64;
+
+/// The attempts' rows, in the order given, in a few multi-row `INSERT`s.
+fn insert_attempt_rows(
+    tx: &mut dyn Tx,
+    attempts: &[(TaskId, Attempt<'_>)],
+) -> Result<(), JournalError> {
+    let mut rest = attempts;
+    while !rest.is_empty() {
+        let n = (1_usize << rest.len().ilog2()).min(ATTEMPT_CHUNK);
+        let (chunk, tail) = rest.split_at(n);
+        let rows: Vec<String> = (0..n)
+            .map(|i| {
+                let places: Vec<String> = (1..=7).map(|k| format!("${}", 7 * i + k)).collect();
+                format!("({})", places.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO attempts
+                 (task_id, at_ms, http_status, error_code, provider_code, message, result)
+             VALUES {}",
+            rows.join(", ")
+        );
+        let args: Vec<V> = chunk
+            .iter()
+            .flat_map(|(task, attempt)| {
+                [
+                    V::Int(*task),
+                    attempt.at_ms.into(),
+                    attempt.http_status.into(),
+                    attempt.error_code.into(),
+                    attempt.provider_code.into(),
+                    attempt
+                        .message
+                        .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
+                        .into(),
+                    attempt.result.as_str().into(),
+                ]
+            })
+            .collect();
+        tx.run(&sql, &args)?;
+        rest = tail;
+    }
+    Ok(())
 }
 
 fn task_events(tx: &mut dyn Tx, task: TaskId) -> Result<Vec<String>, JournalError> {

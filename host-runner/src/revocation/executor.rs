@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow};
 use policy_core::Provider;
 use tokio::sync::mpsc;
 
-use super::execute::{AttemptWriter, TaskEnd, execute, unix_ms};
+use super::execute::{AttemptWriter, TaskEnd, execute, group_commit, unix_ms};
 use crate::config::RetryConfig;
 use crate::journal::{Claim, Journal, TaskId, TaskState};
 use crate::providers::Clients;
@@ -35,6 +35,7 @@ pub struct Executor {
     observe: Arc<ProviderObserver>,
     /// This process in the journal's claims.
     owner: Arc<str>,
+    claims: Claimer,
 }
 
 /// Told how long each provider call took, and to which provider (metrics).
@@ -51,14 +52,17 @@ impl std::fmt::Debug for Executor {
 
 impl Executor {
     pub fn new(journal: Arc<dyn Journal>, clients: Clients, retry: RetryConfig) -> Self {
+        let owner = owner();
+        let lease_ms = i64::try_from(retry.lease_ms).unwrap_or(i64::MAX);
         Self {
             attempts: AttemptWriter::start(journal.clone()),
+            claims: Claimer::start(journal.clone(), owner.clone(), lease_ms),
             journal,
             clients,
             retry,
             running: Arc::default(),
             observe: Arc::new(|_, _| ()),
-            owner: owner(),
+            owner,
         }
     }
 
@@ -105,6 +109,7 @@ impl Executor {
         let observe = self.observe.clone();
         let lease = Lease {
             journal: self.journal.clone(),
+            claims: self.claims.clone(),
             owner: self.owner.clone(),
             task,
             ms: i64::try_from(retry.lease_ms).unwrap_or(i64::MAX),
@@ -160,6 +165,7 @@ impl Executor {
 /// renewed while calls go on, given up when the task is left pending.
 struct Lease {
     journal: Arc<dyn Journal>,
+    claims: Claimer,
     owner: Arc<str>,
     task: TaskId,
     ms: i64,
@@ -167,11 +173,7 @@ struct Lease {
 
 impl Lease {
     async fn claim(&self) -> Result<Claim> {
-        let (journal, owner, task, ms) =
-            (self.journal.clone(), self.owner.clone(), self.task, self.ms);
-        let now = unix_ms(SystemTime::now());
-        let until = now.saturating_add(ms);
-        Ok(tokio::task::spawn_blocking(move || journal.claim(task, &owner, now, until)).await??)
+        self.claims.claim(self.task).await
     }
 
     /// Claims the task, waiting up to `patience` while another process's
@@ -208,6 +210,55 @@ impl Lease {
     /// A third of the lease: renewed twice before it could end.
     fn step(&self) -> Duration {
         Duration::from_millis(u64::try_from(self.ms / 3).unwrap_or(1).max(1))
+    }
+}
+
+type ClaimReply = tokio::sync::oneshot::Sender<Result<Claim, String>>;
+
+/// Group commit for claims and renewals: the claims waiting share one
+/// transaction (a burst of started tasks costs one commit, not one each).
+#[derive(Clone)]
+struct Claimer {
+    tx: std::sync::mpsc::Sender<(TaskId, ClaimReply)>,
+}
+
+impl Claimer {
+    /// Claims taken in one transaction, at most.
+    const GROUP: usize = 1024;
+
+    fn start(journal: Arc<dyn Journal>, owner: Arc<str>, lease_ms: i64) -> Self {
+        let tx = group_commit(Self::GROUP, move |group: Vec<(TaskId, ClaimReply)>| {
+            let tasks: Vec<TaskId> = group.iter().map(|(task, _)| *task).collect();
+            let now = unix_ms(SystemTime::now());
+            let claims = journal
+                .claim_tasks(&tasks, &owner, now, now.saturating_add(lease_ms))
+                .map_err(|e| format!("{:#}", anyhow::Error::new(e)));
+            match claims {
+                Ok(claims) if claims.len() == group.len() => {
+                    for ((_, reply), claim) in group.into_iter().zip(claims) {
+                        let _ = reply.send(Ok(claim));
+                    }
+                }
+                other => {
+                    let why = other.err().unwrap_or_else(|| "one answer per claim".into());
+                    for (_, reply) in group {
+                        let _ = reply.send(Err(why.clone()));
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    async fn claim(&self, task: TaskId) -> Result<Claim> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((task, reply))
+            .map_err(|_| anyhow!("the journal's claimer stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("the journal's claimer stopped"))?
+            .map_err(|e| anyhow!("cannot claim task {task}: {e}"))
     }
 }
 

@@ -3,7 +3,7 @@
 //! [`TempPostgres::start`] takes the newest Debian PostgreSQL in `/usr/lib/postgresql/*/bin`
 //! (or the directory in `SRS_TEST_PG_BIN`), runs `initdb` in a fresh directory under
 //! [`std::env::temp_dir`] (superuser `srs`, `trust` authentication, UTF-8, locale C, no
-//! fsync) and starts the server with `pg_ctl` on a free `127.0.0.1` port, its Unix socket in
+//! fsync unless [`TempPostgres::start_durable`]) and starts the server with `pg_ctl` on a free `127.0.0.1` port, its Unix socket in
 //! that directory. No service manager, no fixed port, no config outside the directory. It then
 //! creates the database `srs_test`; [`TempPostgres::url`] is its URL.
 //!
@@ -100,6 +100,8 @@ pub struct TempPostgres {
     port: u16,
     /// Run `initdb` and `pg_ctl` through `runuser -u postgres` (the test process is root).
     as_postgres: bool,
+    /// `fsync` on, as in production (benchmarks); tests run without.
+    durable: bool,
     watchdog: Mutex<Option<Child>>,
 }
 
@@ -108,6 +110,16 @@ impl TempPostgres {
     /// port and creates the database [`DATABASE`]. Fails (removing what it made) when
     /// PostgreSQL is not installed, `initdb` fails, or the server does not start.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// [`TempPostgres::start`] with `fsync` on, as a production server runs: for
+    /// benchmarks that compare durable journals.
+    pub fn start_durable() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> anyhow::Result<Self> {
         let bin = bin_dir()?;
         let as_postgres = effective_uid()? == 0;
         let dir = unique_dir()?;
@@ -117,6 +129,7 @@ impl TempPostgres {
             dir,
             port: 0,
             as_postgres,
+            durable,
             watchdog: Mutex::new(None),
         };
         let dir_str = pg.dir_str()?.to_owned();
@@ -334,10 +347,11 @@ impl TempPostgres {
     /// server through `sh`; [`TempPostgres::start`] rejected directories with quotes).
     fn server_options(&self) -> anyhow::Result<String> {
         Ok(format!(
-            "-p {} -k '{}' -c listen_addresses={} -c fsync=off -c max_connections=200",
+            "-p {} -k '{}' -c listen_addresses={} -c fsync={} -c max_connections=200",
             self.port,
             self.dir_str()?,
-            Ipv4Addr::LOCALHOST
+            Ipv4Addr::LOCALHOST,
+            if self.durable { "on" } else { "off" }
         ))
     }
 
