@@ -18,12 +18,25 @@ fn main() -> Result<(), Box<dyn Error>> {
         "wasm-plugin/Cargo.toml",
         "Cargo.toml",
         "Cargo.lock",
+        // The admin console's files, embedded by srs serve.
+        "web/console",
+        "web/shared",
     ] {
         println!(
             "cargo::rerun-if-changed={}",
             workspace.join(watched).display()
         );
     }
+    // The JS package's web build, embedded for the console when it was built
+    // (`scripts/build-js`): until then, its parent, to notice it appear (a
+    // missing path would make every build rerun this script).
+    let package = workspace.join("wasm-plugin/js/web");
+    let watched = if package.is_dir() {
+        package
+    } else {
+        workspace.join("wasm-plugin/js")
+    };
+    println!("cargo::rerun-if-changed={}", watched.display());
     let out = PathBuf::from(env::var("OUT_DIR")?);
     // A target directory of its own: the outer build holds a lock on the usual one.
     let target_dir = out.join("wasm-target");

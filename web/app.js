@@ -2,6 +2,9 @@
 // build of the package, on every edit.
 import init, { evaluate, version } from "../wasm-plugin/js/web/srs_policy.js";
 import * as srs from "../wasm-plugin/js/web/srs_policy.js";
+import {
+  duration, fillErrors, fillRevocations, localTime, outcomeLabel, reasonItems, warningItems,
+} from "./shared/render.js";
 
 const EXAMPLES = [
   ["jailbroken-iphone", "Jailbroken iPhone (Block)"],
@@ -38,66 +41,9 @@ function parse(text, path) {
   }
 }
 
-function cell(row, text, className) {
-  const td = row.insertCell();
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
 function setValue(id, text, className) {
   $(id).textContent = text;
   $(id).className = `value ${className}`;
-}
-
-function providerName(provider) {
-  return provider === "office365" ? "Office 365" : "Google Workspace";
-}
-
-function fillRevocations(table, revocations) {
-  const body = table.tBodies[0];
-  body.replaceChildren();
-  for (const r of revocations) {
-    const row = body.insertRow();
-    cell(row, providerName(r.provider));
-    cell(row, r.subject, "path");
-  }
-}
-
-/** A number of seconds for people: `4 h`, `1 d 2 h 3 min 4 s`, `0 s`. */
-function duration(seconds) {
-  const parts = [[86_400, "d"], [3_600, "h"], [60, "min"], [1, "s"]].flatMap(([unit, name]) => {
-    const n = Math.floor(seconds / unit);
-    seconds %= unit;
-    return n ? [`${n} ${name}`] : [];
-  });
-  return parts.length ? parts.join(" ") : "0 s";
-}
-
-const pad = (n, width = 2) => (n < 0 ? `-${String(-n).padStart(width, "0")}` : String(n).padStart(width, "0"));
-
-/** A UTC `YYYY-MM-DDTHH:MM:SSZ` in this browser's time zone, with the zone and its offset. */
-function localTime(utc) {
-  const date = new Date(utc);
-  if (Number.isNaN(date.getTime())) return "—";
-  const offset = -Math.trunc(date.getTimezoneOffset());
-  const sign = offset < 0 ? "-" : "+";
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  const day = `${pad(date.getFullYear(), 4)}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
-  return `${day} ${time} ${zone} (UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)})`;
-}
-
-function describeMatched(m) {
-  if ("grace_seconds" in m) return `grace period ${duration(m.grace_seconds)} (${m.grace_seconds} s), due ${m.due}`;
-  if ("policy" in m) {
-    const action = typeof m.action === "string" ? m.action : `tier ${JSON.stringify(m.action)}`;
-    return `policy ${m.policy}: ${action}`;
-  }
-  if ("state" in m) return `device state ${m.state}`;
-  if ("user" in m) return `user ${m.user}`;
-  if ("deployment" in m) return `deployment ${m.deployment}`;
-  return JSON.stringify(m);
 }
 
 function render(answer) {
@@ -107,31 +53,18 @@ function render(answer) {
   $("revocations-panel").hidden = failed;
   $("scheduled-panel").hidden = failed || !answer.decision?.scheduled;
   $("reasons-panel").hidden = failed;
-  const errors = $("errors").tBodies[0];
-  errors.replaceChildren();
   const warnings = answer.warnings ?? [];
   $("warnings-panel").hidden = warnings.length === 0;
-  $("warnings").replaceChildren(...warnings.map((w) => {
-    const li = document.createElement("li");
-    li.innerHTML = `<span class="path"></span> — <span class="msg"></span>`;
-    li.querySelector(".path").textContent = w.path;
-    li.querySelector(".msg").textContent = w.message;
-    return li;
-  }));
+  $("warnings").replaceChildren(...warningItems(warnings));
   if (failed) {
     setValue("outcome", "invalid input", "failure");
     setValue("access", "—", "");
     setValue("enforced", "—", "");
-    for (const e of answer.errors) {
-      const row = errors.insertRow();
-      cell(row, "").append(Object.assign(document.createElement("span"), { className: "code", textContent: e.code }));
-      cell(row, e.path || "(whole input)", "path");
-      cell(row, e.message);
-    }
+    fillErrors($("errors"), answer.errors);
     return;
   }
   const d = answer.decision;
-  setValue("outcome", d.outcome.replace("_", " "), d.outcome);
+  setValue("outcome", outcomeLabel(d.outcome), d.outcome);
   setValue("access", d.access, d.access);
   setValue("enforced", d.enforced ? "enforce" : "report only", d.enforced ? "enforce" : "report");
   fillRevocations($("revocations"), d.revocations);
@@ -151,16 +84,7 @@ function render(answer) {
       : "—";
     fillRevocations($("scheduled"), revocations);
   }
-  $("reasons").replaceChildren(...d.reasons.map((r) => {
-    const li = document.createElement("li");
-    li.dataset.rule = r.rule;
-    li.append(Object.assign(document.createElement("span"), { className: "rule", textContent: r.rule }), r.message);
-    const matched = document.createElement("ul");
-    matched.className = "matched";
-    matched.append(...r.matched.map((m) => Object.assign(document.createElement("li"), { textContent: describeMatched(m) })));
-    li.append(matched);
-    return li;
-  }));
+  $("reasons").replaceChildren(...reasonItems(d.reasons));
 }
 
 function update() {

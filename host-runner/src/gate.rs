@@ -115,7 +115,8 @@ impl DeviceVerdict {
         }
     }
 
-    fn users(&self) -> impl Iterator<Item = &str> {
+    /// The user's upn and email, lowercased.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
         self.upn.iter().chain(self.email.iter()).map(String::as_str)
     }
 }
@@ -236,6 +237,14 @@ impl Gate {
             .filter(|d| d.blocks(now_ms))
             .max_by_key(|d| d.order)
             .map_or(Verdict::Allow, Verdict::Block)
+    }
+
+    /// The devices whose latest decision blocks at `now_ms`, by device id.
+    pub fn blocked(&self, now_ms: i64) -> Vec<&DeviceVerdict> {
+        let mut blocked: Vec<&DeviceVerdict> =
+            self.devices.values().filter(|d| d.blocks(now_ms)).collect();
+        blocked.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        blocked
     }
 
     /// The newest arrival order among the decisions the gate holds.

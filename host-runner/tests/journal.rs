@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use host_runner::journal::{
-    Attempt, AttemptResult, Claim, DeviceFacts, Durability, Journal, JournalError, NewDelivery,
-    NewEvent, PostgresJournal, Recorded, SCHEMA_VERSION, SqliteJournal, TaskCounts, TaskRef,
-    TaskState,
+    Attempt, AttemptResult, Claim, DeviceFacts, Durability, EventQuery, Journal, JournalError,
+    NewDelivery, NewEvent, PostgresJournal, Recorded, Retried, SCHEMA_VERSION, SqliteJournal,
+    TaskCounts, TaskRef, TaskState,
 };
 use policy_core::{Access, Outcome, Provider};
 
@@ -45,6 +45,7 @@ fn event<'a>(id: &'a str, revocations: &'a [(Provider, &'a str)]) -> NewEvent<'a
         due_ms: None,
         device: None,
         deliveries: &[],
+        body: None,
     }
 }
 
@@ -85,7 +86,7 @@ fn migrations_create_the_schema_and_set_user_version() {
     let (_dir, path) = temp();
     drop(open(&path));
     assert_eq!(user_version(&path), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     let conn = raw(&path);
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -101,6 +102,7 @@ fn migrations_create_the_schema_and_set_user_version() {
             "attempts",
             "deliveries",
             "devices",
+            "event_bodies",
             "events",
             "streams",
             "task_events",
@@ -1022,6 +1024,281 @@ fn streams_are_kept_replaced_and_deleted(store: &dyn Store) {
     assert_eq!(j.streams().unwrap().len(), 1);
 }
 
+fn failed(status: u16) -> Attempt<'static> {
+    Attempt {
+        http_status: Some(status),
+        error_code: Some("user-not-found"),
+        provider_code: Some("Request_ResourceNotFound"),
+        message: Some("Resource 'ghost' does not exist"),
+        ..attempt(AttemptResult::Failed)
+    }
+}
+
+fn failed_tasks_are_listed_and_a_retry_makes_them_pending(store: &dyn Store) {
+    let j = store.open();
+    let task = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].clone();
+    assert_eq!(j.tasks(TaskState::Failed, None, 10).unwrap(), vec![]);
+    assert_eq!(
+        j.record_attempt(task.id, &failed(404)).unwrap(),
+        TaskState::Failed
+    );
+    let listed = j.tasks(TaskState::Failed, None, 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    let t = &listed[0];
+    assert_eq!(
+        (t.id, t.provider, t.subject.as_str()),
+        (task.id, O365, "alice@example.com")
+    );
+    assert_eq!(t.state, TaskState::Failed);
+    assert_eq!(t.http_status, Some(404));
+    assert_eq!(t.error_code.as_deref(), Some("user-not-found"));
+    assert_eq!(t.provider_code.as_deref(), Some("Request_ResourceNotFound"));
+    assert_eq!(
+        t.message.as_deref(),
+        Some("Resource 'ghost' does not exist")
+    );
+    assert_eq!((t.attempts, t.updated_ms), (1, 2_000));
+    assert_eq!(t.events, vec!["e1".to_owned()]);
+
+    assert_eq!(
+        j.retry_failed(task.id, 3_000).unwrap(),
+        Retried::Pending {
+            task: task.clone(),
+            joined: false
+        }
+    );
+    assert_eq!(j.task_state(task.id).unwrap(), Some(TaskState::Pending));
+    assert_eq!(j.tasks(TaskState::Failed, None, 10).unwrap(), vec![]);
+    let pending = j.tasks(TaskState::Pending, None, 10).unwrap();
+    assert_eq!((pending[0].id, pending[0].updated_ms), (task.id, 3_000));
+    assert_eq!(j.pending_tasks().unwrap()[0].events, vec!["e1".to_owned()]);
+    // Only a failed task is retried; an unknown one is said to be unknown.
+    assert_eq!(
+        j.retry_failed(task.id, 4_000).unwrap(),
+        Retried::NotFailed(TaskState::Pending)
+    );
+    assert_eq!(
+        j.retry_failed(task.id + 100, 4_000).unwrap(),
+        Retried::Unknown
+    );
+    // It takes attempts again, and a second pending task for it cannot appear.
+    assert_eq!(
+        j.record_attempt(task.id, &attempt(AttemptResult::Done))
+            .unwrap(),
+        TaskState::Done
+    );
+    assert_eq!(j.tasks(TaskState::Done, None, 10).unwrap()[0].attempts, 2);
+}
+
+fn a_retried_task_joins_the_pending_task_for_the_same_revocation(store: &dyn Store) {
+    let j = store.open();
+    let first = new_tasks(j.record_event(&event("e1", ALICE_O365)).unwrap())[0].clone();
+    j.record_attempt(first.id, &failed(404)).unwrap();
+    // A later event asks again: a new pending task, since the first is failed.
+    let second = new_tasks(j.record_event(&event("e2", ALICE_O365)).unwrap())[0].clone();
+    assert_ne!(first.id, second.id);
+    assert_eq!(
+        j.retry_failed(first.id, 3_000).unwrap(),
+        Retried::Pending {
+            task: second.clone(),
+            joined: true
+        }
+    );
+    assert_eq!(j.task_state(first.id).unwrap(), None);
+    let pending = j.pending_tasks().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, second.id);
+    assert_eq!(pending[0].events, vec!["e2".to_owned(), "e1".to_owned()]);
+    // The failed attempt is kept, under the task that now carries the revocation.
+    assert_eq!(pending[0].attempts, 1);
+    let counts = j.task_counts().unwrap();
+    assert_eq!((counts.pending, counts.failed), (1, 0));
+}
+
+fn tasks_are_listed_by_state_newest_first_in_pages(store: &dyn Store) {
+    let j = store.open();
+    let mut ids = Vec::new();
+    for (i, user) in ["a@example.com", "b@example.com", "c@example.com"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("e{i}");
+        let revocation = [(O365, *user)];
+        ids.push(new_tasks(j.record_event(&event(&id, &revocation)).unwrap())[0].id);
+    }
+    j.record_event(&grace("g1", "d1", 100, 5_000, ALICE_O365))
+        .unwrap();
+    let page: Vec<_> = j.tasks(TaskState::Pending, None, 2).unwrap();
+    assert_eq!(
+        page.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+    let next = j.tasks(TaskState::Pending, Some(ids[1]), 2).unwrap();
+    assert_eq!(next.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[0]]);
+    let scheduled = j.tasks(TaskState::Scheduled, None, 10).unwrap();
+    assert_eq!(scheduled.len(), 1);
+    assert_eq!(scheduled[0].due_ms, Some(5_000));
+    assert_eq!(scheduled[0].device_id.as_deref(), Some("d1"));
+    assert_eq!(scheduled[0].events, vec!["g1".to_owned()]);
+}
+
+/// An event of `upn`'s device `device` with its body.
+fn with_body<'a>(e: NewEvent<'a>, device: &'a str, upn: &'a str, body: &'a str) -> NewEvent<'a> {
+    NewEvent {
+        device: Some(DeviceFacts {
+            device_id: device,
+            upn: Some(upn),
+            email: Some("shared@example.com"),
+            time_ms: 100,
+            access: Access::Block,
+        }),
+        body: Some(body),
+        ..e
+    }
+}
+
+/// SQLite only until the PostgreSQL journal takes the `event_bodies`
+/// migration (`journal::sql::EVENT_BODIES`); see the next test.
+fn events_are_listed_newest_first_and_found_by_user_or_device(store: &dyn Store) {
+    let j = store.open();
+    j.record_event(&with_body(
+        event("e1", ALICE),
+        "d1",
+        "alice@example.com",
+        r#"{"id":"e1"}"#,
+    ))
+    .unwrap();
+    j.record_event(&with_body(
+        event("e2", &[]),
+        "d2",
+        "bob@example.com",
+        r#"{"id":"e2"}"#,
+    ))
+    .unwrap();
+    j.record_event(&with_body(
+        event("e3", &[]),
+        "d1",
+        "alice@example.com",
+        r#"{"id":"e3"}"#,
+    ))
+    .unwrap();
+    j.record_event(&dry(with_body(
+        event("dry", &[]),
+        "d1",
+        "alice@example.com",
+        "{}",
+    )))
+    .unwrap();
+    j.record_event(&event("bare", &[])).unwrap();
+    let query = |user: Option<&str>, device: Option<&str>, before, limit| EventQuery {
+        before,
+        limit,
+        user: user.map(str::to_owned),
+        device: device.map(str::to_owned),
+    };
+    let ids = |q: EventQuery| -> Vec<String> {
+        j.events(&q).unwrap().into_iter().map(|e| e.id).collect()
+    };
+    assert_eq!(ids(query(None, None, None, 10)), ["bare", "e3", "e2", "e1"]);
+    assert_eq!(
+        ids(query(Some("ALICE@example.com"), None, None, 10)),
+        ["e3", "e1"]
+    );
+    assert_eq!(
+        ids(query(Some("shared@example.com"), None, None, 10)),
+        ["e3", "e2", "e1"]
+    );
+    assert_eq!(ids(query(None, Some("d2"), None, 10)), ["e2"]);
+    assert_eq!(
+        ids(query(Some("bob@example.com"), Some("d1"), None, 10)),
+        Vec::<String>::new()
+    );
+    // Paging: a cursor and a limit.
+    let first = j.events(&query(None, None, None, 2)).unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = ids(query(None, None, Some(first[1].seq), 10));
+    assert_eq!(rest, ["e2", "e1"]);
+    let e1 = j
+        .events(&query(None, Some("d1"), None, 10))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(e1.body.as_deref(), Some(r#"{"id":"e1"}"#));
+    assert_eq!(e1.upn.as_deref(), Some("alice@example.com"));
+    assert_eq!(e1.email.as_deref(), Some("shared@example.com"));
+    assert_eq!(
+        (e1.time_ms, e1.outcome, e1.enforced),
+        (Some(100), Outcome::Revoke, true)
+    );
+    assert_eq!(e1.decision, r#"{"outcome":"revoke"}"#);
+    // A duplicate id keeps the first body.
+    j.record_event(&with_body(event("e1", &[]), "d9", "x@example.com", "{}"))
+        .unwrap();
+    assert_eq!(ids(query(None, Some("d9"), None, 10)), Vec::<String>::new());
+}
+
+/// Until the PostgreSQL journal takes the `event_bodies` migration it lists
+/// events without bodies and says it cannot search them.
+#[test]
+fn postgres_lists_events_and_cannot_search_them_yet() {
+    let j = PostgresStore::new().open();
+    j.record_event(&with_body(
+        event("e1", ALICE),
+        "d1",
+        "alice@example.com",
+        "{}",
+    ))
+    .unwrap();
+    let all = j
+        .events(&EventQuery {
+            before: None,
+            limit: 10,
+            user: None,
+            device: None,
+        })
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].id.as_str(), all[0].body.as_deref()), ("e1", None));
+    let search = j.events(&EventQuery {
+        before: None,
+        limit: 10,
+        user: Some("alice@example.com".into()),
+        device: None,
+    });
+    assert!(
+        matches!(search, Err(JournalError::Unsupported(_))),
+        "{search:?}"
+    );
+}
+
+/// The event bodies' schema step is valid PostgreSQL too, after the
+/// PostgreSQL migrations: ready for the PostgreSQL journal to take.
+#[test]
+fn the_event_bodies_step_applies_to_postgres() {
+    let cluster = fake_providers::postgres::TempPostgres::shared().unwrap();
+    let url = cluster.create_database("event_bodies_step").unwrap();
+    drop(PostgresJournal::open(&url).unwrap());
+    cluster
+        .psql("event_bodies_step", host_runner::journal::EVENT_BODIES)
+        .unwrap();
+    let columns = cluster
+        .psql(
+            "event_bodies_step",
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position)
+             FROM information_schema.columns WHERE table_name = 'event_bodies'",
+        )
+        .unwrap();
+    assert_eq!(
+        columns.trim(),
+        "event_id,device_id,user_upn,user_email,time_ms,body"
+    );
+}
+
+#[test]
+fn sqlite_events_are_listed_newest_first_and_found_by_user_or_device() {
+    events_are_listed_newest_first_and_found_by_user_or_device(&SqliteStore::new());
+}
+
 fn claims_are_exclusive_until_the_lease_ends(store: &dyn Store) {
     let j = store.open();
     let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
@@ -1190,6 +1467,9 @@ on_both_backends!(
     deliveries_are_journaled_with_their_event_once_per_receiver_and_take_attempts,
     a_grace_decisions_sets_wait_with_its_revocations,
     streams_are_kept_replaced_and_deleted,
+    failed_tasks_are_listed_and_a_retry_makes_them_pending,
+    a_retried_task_joins_the_pending_task_for_the_same_revocation,
+    tasks_are_listed_by_state_newest_first_in_pages,
     retry_keeps_the_task_pending_and_counts_attempts,
     attempts_on_finished_or_unknown_tasks_are_refused,
     report_only_and_no_action_events_create_no_tasks,

@@ -16,6 +16,9 @@
 //!   pending ones, coalesced like any other.
 //! - A `--dry-run` event is journaled without tasks and does not make its id
 //!   "seen" for a real run: the real run replaces the dry-run row.
+//! - Each event is kept as it was sent, with its device and user
+//!   ([`EVENT_BODIES`]), for the admin console: search by user or device, and
+//!   the what-if that replays history under another policy.
 //!
 //! Everything else talks to the journal through the [`Journal`] trait: its
 //! methods take `&self`, so a backend with a connection pool (a shared server
@@ -34,6 +37,7 @@ use std::sync::Arc;
 use policy_core::{Access, Outcome, Provider};
 
 pub use postgres::{PG_SCHEMA_VERSION, PostgresJournal, redacted};
+pub use sql::EVENT_BODIES;
 pub use sqlite::{SCHEMA_VERSION, SqliteJournal};
 
 /// The id of a revocation task.
@@ -101,6 +105,9 @@ pub enum JournalError {
     /// Any other PostgreSQL failure.
     #[error("journal database error")]
     Postgres(#[from] ::postgres::Error),
+    /// This journal's database lacks what the request needs.
+    #[error("this journal cannot {0} yet: its database keeps no event bodies")]
+    Unsupported(&'static str),
 }
 
 /// Opens the journal `--state` names: a `postgres://` (or `postgresql://`)
@@ -267,6 +274,10 @@ pub struct NewEvent<'a> {
     /// `enforced && !dry_run`: pending for a `revoke`, scheduled with the
     /// revocations for a `grace`.
     pub deliveries: &'a [NewDelivery<'a>],
+    /// The event as it was sent, kept (with the device and user of
+    /// `device`) for the admin console: searching by user or device, and
+    /// replaying history under another policy.
+    pub body: Option<&'a str>,
 }
 
 /// A `session-revoked` SET to push to one receiver. The SET is signed when
@@ -503,6 +514,83 @@ pub struct Status {
     pub failed_deliveries: Vec<FailedDelivery>,
 }
 
+/// Which journaled events to list, newest first (dry runs left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events journaled before this arrival order (the paging cursor).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+    /// Only events of this user (upn or email, any case).
+    pub user: Option<String>,
+    /// Only events of this device.
+    pub device: Option<String>,
+}
+
+/// A journaled event and the decision about it, for the admin console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Arrival order.
+    pub seq: i64,
+    /// The event id.
+    pub id: String,
+    /// When srs received it (unix ms).
+    pub received_ms: i64,
+    /// The decision's outcome.
+    pub outcome: Outcome,
+    /// False under a `report_only` policy.
+    pub enforced: bool,
+    /// The module's answer, as it gave it.
+    pub decision: String,
+    /// `event.device.id`, if kept.
+    pub device_id: Option<String>,
+    /// The user's upn, lowercased, if kept.
+    pub upn: Option<String>,
+    /// The user's email, lowercased, if kept.
+    pub email: Option<String>,
+    /// The event's time (unix ms), or its arrival if it had none; if kept.
+    pub time_ms: Option<i64>,
+    /// The event as it was sent, if kept.
+    pub body: Option<String>,
+}
+
+/// A revocation task in any state, for the admin console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub provider: Provider,
+    pub subject: String,
+    pub state: TaskState,
+    /// The device whose grace period it ends, if scheduled for one.
+    pub device_id: Option<String>,
+    /// When a scheduled task falls due (unix ms).
+    pub due_ms: Option<i64>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The last attempt's HTTP status, srs error code, provider code and message.
+    pub http_status: Option<u16>,
+    pub error_code: Option<String>,
+    pub provider_code: Option<String>,
+    pub message: Option<String>,
+    /// When its state last changed (unix ms).
+    pub updated_ms: i64,
+    /// The ids of the events attached.
+    pub events: Vec<String>,
+}
+
+/// What retrying a failed task did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retried {
+    /// The journal does not hold the task.
+    Unknown,
+    /// The task is not failed: nothing changed.
+    NotFailed(TaskState),
+    /// The revocation is pending again: the task itself, or (`joined`) the
+    /// pending task for the same (provider, subject), which took over its
+    /// events and attempts.
+    Pending { task: TaskRef, joined: bool },
+}
+
 /// The journal as the rest of srs sees it. Implementations commit each batch
 /// call atomically (all of it or nothing) and may be called from several
 /// threads at once.
@@ -601,6 +689,22 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     /// The devices whose latest decision has an arrival order after `seq`:
     /// how a process's gate learns what other processes journaled.
     fn devices_since(&self, seq: i64) -> Result<Vec<DeviceRecord>, JournalError>;
+
+    /// Journaled events and their decisions, newest first; see [`EventQuery`].
+    fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, JournalError>;
+
+    /// Tasks in `state`, newest first, with ids below `before` if given.
+    fn tasks(
+        &self,
+        state: TaskState,
+        before: Option<TaskId>,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, JournalError>;
+
+    /// Makes a failed task pending again, in one commit. When a pending task
+    /// for the same (provider, subject) exists it joins that one (at most
+    /// one pending task per revocation), as a due scheduled task does.
+    fn retry_failed(&self, task: TaskId, now_ms: i64) -> Result<Retried, JournalError>;
 
     /// Journals one event; see [`Journal::record_events`].
     fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {

@@ -9,10 +9,30 @@ use std::collections::HashSet;
 use policy_core::{Outcome, Provider};
 
 use super::{
-    Attempt, Claim, Delivery, DeliveryId, DeviceFacts, DeviceRecord, FailedDelivery, FailedTask,
-    Journal, JournalError, MAX_MESSAGE_BYTES, NewDelivery, NewEvent, Recorded, ScheduledTask,
-    Status, Task, TaskCounts, TaskId, TaskRef, TaskState,
+    Attempt, Claim, Delivery, DeliveryId, DeviceFacts, DeviceRecord, EventQuery, EventRecord,
+    FailedDelivery, FailedTask, Journal, JournalError, MAX_MESSAGE_BYTES, NewDelivery, NewEvent,
+    Recorded, Retried, ScheduledTask, Status, Task, TaskCounts, TaskId, TaskRecord, TaskRef,
+    TaskState,
 };
+
+/// The schema step that keeps each event as it was sent, with its device
+/// and user, for the admin console (search by user or device, what-if
+/// replays). In the SQL both databases understand: SQLite applies it as its
+/// version 6; PostgreSQL takes it as its next migration, and until then
+/// keeps no event bodies ([`Backend::keeps_event_bodies`]).
+pub const EVENT_BODIES: &str = "
+CREATE TABLE event_bodies (
+    event_id   TEXT PRIMARY KEY NOT NULL REFERENCES events (id),
+    device_id  TEXT,
+    user_upn   TEXT,
+    user_email TEXT,
+    time_ms    BIGINT,
+    body       TEXT NOT NULL
+);
+CREATE INDEX event_bodies_by_device ON event_bodies (device_id);
+CREATE INDEX event_bodies_by_upn ON event_bodies (user_upn);
+CREATE INDEX event_bodies_by_email ON event_bodies (user_email);
+";
 
 /// The type of a NULL: PostgreSQL binds NULLs by type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +109,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError>;
+    /// Whether the database has [`EVENT_BODIES`]' table.
+    fn keeps_event_bodies(&self) -> bool {
+        false
+    }
     /// Runs `f` in a write transaction that need not wait for the other
     /// writers: `f` only changes rows by id with conditional `UPDATE`s (a
     /// claim, an attempt), whose row locks order them. Creates nothing and
@@ -183,7 +207,40 @@ pub(super) fn stored_provider(name: String) -> Result<Provider, JournalError> {
 
 impl<B: Backend> Journal for B {
     fn record_events(&self, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError> {
-        self.write(|tx| events.iter().map(|e| insert_event(tx, e)).collect())
+        let bodies = self.keeps_event_bodies();
+        self.write(|tx| {
+            events
+                .iter()
+                .map(|e| {
+                    let recorded = insert_event(tx, e)?;
+                    if bodies && matches!(recorded, Recorded::New { .. }) {
+                        keep_body(tx, e)?;
+                    }
+                    Ok(recorded)
+                })
+                .collect()
+        })
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, JournalError> {
+        let bodies = self.keeps_event_bodies();
+        if !bodies && (query.user.is_some() || query.device.is_some()) {
+            return Err(JournalError::Unsupported("search events by user or device"));
+        }
+        self.read(|tx| read_events(tx, query, bodies))
+    }
+
+    fn tasks(
+        &self,
+        state: TaskState,
+        before: Option<TaskId>,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, JournalError> {
+        self.read(|tx| read_tasks(tx, state, before, limit))
+    }
+
+    fn retry_failed(&self, task: TaskId, now_ms: i64) -> Result<Retried, JournalError> {
+        self.write(|tx| retry_in(tx, task, now_ms))
     }
 
     fn record_attempts(
@@ -1239,6 +1296,182 @@ fn read_scheduled(tx: &mut dyn Tx) -> Result<Vec<ScheduledTask>, JournalError> {
             })
         })
         .collect()
+}
+
+/// Keeps an event as it was sent, with its device and user.
+fn keep_body(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<(), JournalError> {
+    let Some(body) = event.body else {
+        return Ok(());
+    };
+    let device = event.device.as_ref();
+    tx.run(
+        "INSERT INTO event_bodies (event_id, device_id, user_upn, user_email, time_ms, body)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (event_id) DO UPDATE SET
+             device_id = excluded.device_id, user_upn = excluded.user_upn,
+             user_email = excluded.user_email, time_ms = excluded.time_ms,
+             body = excluded.body",
+        &[
+            event.id.into(),
+            device.map(|d| d.device_id).into(),
+            device.and_then(|d| d.upn).into(),
+            device.and_then(|d| d.email).into(),
+            device.map(|d| d.time_ms).into(),
+            body.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn read_events(
+    tx: &mut dyn Tx,
+    query: &EventQuery,
+    bodies: bool,
+) -> Result<Vec<EventRecord>, JournalError> {
+    let before = query.before.unwrap_or(i64::MAX);
+    let limit = i64::from(query.limit);
+    let rows = if bodies {
+        let user = query.user.as_deref().map(str::to_lowercase);
+        tx.rows(
+            "SELECT e.rowid, e.id, e.received_ms, e.outcome, e.enforced, e.decision,
+                    b.device_id, b.user_upn, b.user_email, b.time_ms, b.body
+             FROM events e LEFT JOIN event_bodies b ON b.event_id = e.id
+             WHERE e.dry_run = 0 AND e.rowid < $1
+               AND ($2 IS NULL OR b.device_id = $2)
+               AND ($3 IS NULL OR b.user_upn = $3 OR b.user_email = $3)
+             ORDER BY e.rowid DESC LIMIT $4",
+            &[
+                before.into(),
+                query.device.as_deref().into(),
+                user.as_deref().into(),
+                limit.into(),
+            ],
+        )?
+    } else {
+        tx.rows(
+            "SELECT e.rowid, e.id, e.received_ms, e.outcome, e.enforced, e.decision
+             FROM events e WHERE e.dry_run = 0 AND e.rowid < $1
+             ORDER BY e.rowid DESC LIMIT $2",
+            &[before.into(), limit.into()],
+        )?
+    };
+    let kept = |row: &[V], i: usize| -> Result<Option<String>, JournalError> {
+        if bodies {
+            row.text_or_null(i)
+        } else {
+            Ok(None)
+        }
+    };
+    rows.into_iter()
+        .map(|row| {
+            Ok(EventRecord {
+                seq: row.int(0)?,
+                id: row.text(1)?,
+                received_ms: row.int(2)?,
+                outcome: stored("outcome", row.text(3)?)?,
+                enforced: row.int(4)? != 0,
+                decision: row.text(5)?,
+                device_id: kept(&row, 6)?,
+                upn: kept(&row, 7)?,
+                email: kept(&row, 8)?,
+                time_ms: if bodies { row.int_or_null(9)? } else { None },
+                body: kept(&row, 10)?,
+            })
+        })
+        .collect()
+}
+
+fn read_tasks(
+    tx: &mut dyn Tx,
+    state: TaskState,
+    before: Option<TaskId>,
+    limit: u32,
+) -> Result<Vec<TaskRecord>, JournalError> {
+    let rows = tx.rows(
+        "SELECT id, provider, subject, state, device_id, due_ms, attempts, last_status,
+                last_error_code, last_provider_code, last_message, updated_ms
+         FROM tasks WHERE state = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        &[
+            state.as_str().into(),
+            before.unwrap_or(i64::MAX).into(),
+            i64::from(limit).into(),
+        ],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let id = row.int(0)?;
+            Ok(TaskRecord {
+                id,
+                provider: stored_provider(row.text(1)?)?,
+                subject: row.text(2)?,
+                state: row.text(3)?.parse()?,
+                device_id: row.text_or_null(4)?,
+                due_ms: row.int_or_null(5)?,
+                attempts: u32_of(row.int(6)?)?,
+                http_status: u16_of(row.int_or_null(7)?)?,
+                error_code: row.text_or_null(8)?,
+                provider_code: row.text_or_null(9)?,
+                message: row.text_or_null(10)?,
+                updated_ms: row.int(11)?,
+                events: task_events(tx, id)?,
+            })
+        })
+        .collect()
+}
+
+/// Makes failed task `id` pending, or joins it to the pending task for its
+/// (provider, subject): its events and attempts move there and its row goes.
+fn retry_in(tx: &mut dyn Tx, id: TaskId, now_ms: i64) -> Result<Retried, JournalError> {
+    let Some(row) = one(
+        tx,
+        "SELECT state, provider, subject, attempts FROM tasks WHERE id = $1",
+        &[id.into()],
+    )?
+    else {
+        return Ok(Retried::Unknown);
+    };
+    let state: TaskState = row.text(0)?.parse()?;
+    if state != TaskState::Failed {
+        return Ok(Retried::NotFailed(state));
+    }
+    let task = TaskRef {
+        id,
+        provider: stored_provider(row.text(1)?)?,
+        subject: row.text(2)?,
+    };
+    let Some(pending) = pending_task(tx, task.provider, &task.subject)? else {
+        tx.run(
+            "UPDATE tasks SET state = 'pending', updated_ms = $2, claimed_by = NULL,
+                 lease_until = NULL
+             WHERE id = $1",
+            &[id.into(), now_ms.into()],
+        )?;
+        return Ok(Retried::Pending {
+            task,
+            joined: false,
+        });
+    };
+    let events = task_events(tx, id)?;
+    tx.run("DELETE FROM task_events WHERE task_id = $1", &[id.into()])?;
+    for event in events {
+        attach(tx, pending, &event)?;
+    }
+    tx.run(
+        "UPDATE attempts SET task_id = $2 WHERE task_id = $1",
+        &[id.into(), pending.into()],
+    )?;
+    tx.run(
+        "UPDATE tasks SET attempts = attempts + $2 WHERE id = $1",
+        &[pending.into(), row.int(3)?.into()],
+    )?;
+    tx.run("DELETE FROM tasks WHERE id = $1", &[id.into()])?;
+    Ok(Retried::Pending {
+        task: TaskRef {
+            id: pending,
+            ..task
+        },
+        joined: true,
+    })
 }
 
 #[cfg(test)]

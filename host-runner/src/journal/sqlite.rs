@@ -156,6 +156,8 @@ CREATE INDEX devices_by_seq ON devices (seq);
 ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
 ALTER TABLE deliveries ADD COLUMN lease_until INTEGER;
 ",
+    // Version 6: each event as it was sent, for the admin console.
+    super::sql::EVENT_BODIES,
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
@@ -291,6 +293,10 @@ impl Backend for SqliteJournal {
         let out = f(&mut SqliteTx(&tx))?;
         tx.commit()?;
         Ok(out)
+    }
+
+    fn keeps_event_bodies(&self) -> bool {
+        true
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Decided {
     pub facts: Option<EventFacts>,
     /// The Shared Signals SETs announcing it (`srs serve` with receivers).
     pub announcements: Vec<Announcement>,
+    /// The event as it was sent (the module read it as UTF-8 JSON).
+    pub event: String,
 }
 
 /// A `session-revoked` SET to journal with its event (SPEC §11).
@@ -103,6 +105,7 @@ pub fn decide(worker: &mut Worker<'_>, event: &[u8]) -> Result<Result<Decided, V
             facts: EventFacts::read(event),
             answer,
             announcements: Vec::new(),
+            event: String::from_utf8_lossy(event).into_owned(),
         })),
         Answer::Success { decision: None, .. } => {
             bail!("the module answered an event without a decision")
@@ -189,6 +192,7 @@ fn new_events<'a>(
             decision: &d.answer,
             revocations: pairs,
             deliveries,
+            body: Some(&d.event),
             due_ms: due_ms(&d.decision),
             device: d
                 .facts

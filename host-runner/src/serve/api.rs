@@ -69,7 +69,7 @@ impl Service {
     }
 
     /// The gate, for reading.
-    fn gate(&self) -> std::sync::RwLockReadGuard<'_, Gate> {
+    pub(super) fn gate(&self) -> std::sync::RwLockReadGuard<'_, Gate> {
         self.gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -85,11 +85,13 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/users/{subject}", get(user))
         .route("/v1/policy", put(put_policy))
         .route("/v1/status", get(status))
+        .merge(super::console::admin_routes())
         .route_layer(from_fn_with_state(service.clone(), admin_token));
     Router::new()
         .merge(intake)
         .merge(admin)
         .merge(super::ssf::routes(&service))
+        .merge(super::console::asset_routes())
         // Any method and any path below: Envoy's ext_authz (HTTP) keeps the
         // client's method and appends its path.
         .route("/v1/check", any(check))
@@ -455,7 +457,7 @@ fn ascii_json(text: &str) -> String {
     out
 }
 
-fn device_json(d: &DeviceVerdict, now_ms: i64) -> Value {
+pub(super) fn device_json(d: &DeviceVerdict, now_ms: i64) -> Value {
     json!({
         "device": d.device_id,
         "user": {"upn": d.upn, "email": d.email},

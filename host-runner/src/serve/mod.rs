@@ -5,12 +5,14 @@
 //! - `pool`: the sandbox workers and the policy in force.
 //! - `api`: the endpoints.
 //! - `metrics`: the Prometheus exposition.
+//! - `console`: the admin console at `/console/` and the admin endpoints it reads.
 //!
 //! Order of work for a push: decide in the sandbox, commit to the journal,
 //! move the gate, answer 202, then execute. So a 202 is durable, and a
 //! restart (the gate is read back from the journal) never unblocks anyone.
 
 mod api;
+mod console;
 mod metrics;
 mod pool;
 mod ssf;
