@@ -1237,68 +1237,6 @@ fn events_are_listed_newest_first_and_found_by_user_or_device(store: &dyn Store)
     assert_eq!(ids(query(None, Some("d9"), None, 10)), Vec::<String>::new());
 }
 
-/// Until the PostgreSQL journal takes the `event_bodies` migration it lists
-/// events without bodies and says it cannot search them.
-#[test]
-fn postgres_lists_events_and_cannot_search_them_yet() {
-    let j = PostgresStore::new().open();
-    j.record_event(&with_body(
-        event("e1", ALICE),
-        "d1",
-        "alice@example.com",
-        "{}",
-    ))
-    .unwrap();
-    let all = j
-        .events(&EventQuery {
-            before: None,
-            limit: 10,
-            user: None,
-            device: None,
-        })
-        .unwrap();
-    assert_eq!(all.len(), 1);
-    assert_eq!((all[0].id.as_str(), all[0].body.as_deref()), ("e1", None));
-    let search = j.events(&EventQuery {
-        before: None,
-        limit: 10,
-        user: Some("alice@example.com".into()),
-        device: None,
-    });
-    assert!(
-        matches!(search, Err(JournalError::Unsupported(_))),
-        "{search:?}"
-    );
-}
-
-/// The event bodies' schema step is valid PostgreSQL too, after the
-/// PostgreSQL migrations: ready for the PostgreSQL journal to take.
-#[test]
-fn the_event_bodies_step_applies_to_postgres() {
-    let cluster = fake_providers::postgres::TempPostgres::shared().unwrap();
-    let url = cluster.create_database("event_bodies_step").unwrap();
-    drop(PostgresJournal::open(&url).unwrap());
-    cluster
-        .psql("event_bodies_step", host_runner::journal::EVENT_BODIES)
-        .unwrap();
-    let columns = cluster
-        .psql(
-            "event_bodies_step",
-            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position)
-             FROM information_schema.columns WHERE table_name = 'event_bodies'",
-        )
-        .unwrap();
-    assert_eq!(
-        columns.trim(),
-        "event_id,device_id,user_upn,user_email,time_ms,body"
-    );
-}
-
-#[test]
-fn sqlite_events_are_listed_newest_first_and_found_by_user_or_device() {
-    events_are_listed_newest_first_and_found_by_user_or_device(&SqliteStore::new());
-}
-
 fn claims_are_exclusive_until_the_lease_ends(store: &dyn Store) {
     let j = store.open();
     let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
@@ -1475,4 +1413,5 @@ on_both_backends!(
     report_only_and_no_action_events_create_no_tasks,
     an_unknown_outcome_is_refused,
     claims_are_exclusive_until_the_lease_ends,
+    events_are_listed_newest_first_and_found_by_user_or_device,
 );

@@ -105,9 +105,6 @@ pub enum JournalError {
     /// Any other PostgreSQL failure.
     #[error("journal database error")]
     Postgres(#[from] ::postgres::Error),
-    /// This journal's database lacks what the request needs.
-    #[error("this journal cannot {0} yet: its database keeps no event bodies")]
-    Unsupported(&'static str),
 }
 
 /// Opens the journal `--state` names: a `postgres://` (or `postgresql://`)

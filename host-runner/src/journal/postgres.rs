@@ -120,7 +120,7 @@ ALTER TABLE tasks ADD COLUMN lease_until BIGINT;
 CREATE INDEX devices_by_seq ON devices (seq);
 ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
 ALTER TABLE deliveries ADD COLUMN lease_until BIGINT;
-"];
+", super::sql::EVENT_BODIES];
 
 /// The schema version this build writes.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -17,9 +17,8 @@ use super::{
 
 /// The schema step that keeps each event as it was sent, with its device
 /// and user, for the admin console (search by user or device, what-if
-/// replays). In the SQL both databases understand: SQLite applies it as its
-/// version 6; PostgreSQL takes it as its next migration, and until then
-/// keeps no event bodies ([`Backend::keeps_event_bodies`]).
+/// replays). In the SQL both databases understand: SQLite's version 6,
+/// PostgreSQL's version 3.
 pub const EVENT_BODIES: &str = "
 CREATE TABLE event_bodies (
     event_id   TEXT PRIMARY KEY NOT NULL REFERENCES events (id),
@@ -109,10 +108,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError>;
-    /// Whether the database has [`EVENT_BODIES`]' table.
-    fn keeps_event_bodies(&self) -> bool {
-        false
-    }
     /// Runs `f` in a write transaction that need not wait for the other
     /// writers: `f` only changes rows by id with conditional `UPDATE`s (a
     /// claim, an attempt), whose row locks order them. Creates nothing and
@@ -207,13 +202,12 @@ pub(super) fn stored_provider(name: String) -> Result<Provider, JournalError> {
 
 impl<B: Backend> Journal for B {
     fn record_events(&self, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError> {
-        let bodies = self.keeps_event_bodies();
         self.write(|tx| {
             events
                 .iter()
                 .map(|e| {
                     let recorded = insert_event(tx, e)?;
-                    if bodies && matches!(recorded, Recorded::New { .. }) {
+                    if matches!(recorded, Recorded::New { .. }) {
                         keep_body(tx, e)?;
                     }
                     Ok(recorded)
@@ -223,11 +217,7 @@ impl<B: Backend> Journal for B {
     }
 
     fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, JournalError> {
-        let bodies = self.keeps_event_bodies();
-        if !bodies && (query.user.is_some() || query.device.is_some()) {
-            return Err(JournalError::Unsupported("search events by user or device"));
-        }
-        self.read(|tx| read_events(tx, query, bodies))
+        self.read(|tx| read_events(tx, query))
     }
 
     fn tasks(
@@ -1323,45 +1313,25 @@ fn keep_body(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<(), JournalError> 
     Ok(())
 }
 
-fn read_events(
-    tx: &mut dyn Tx,
-    query: &EventQuery,
-    bodies: bool,
-) -> Result<Vec<EventRecord>, JournalError> {
+fn read_events(tx: &mut dyn Tx, query: &EventQuery) -> Result<Vec<EventRecord>, JournalError> {
     let before = query.before.unwrap_or(i64::MAX);
     let limit = i64::from(query.limit);
-    let rows = if bodies {
-        let user = query.user.as_deref().map(str::to_lowercase);
-        tx.rows(
-            "SELECT e.rowid, e.id, e.received_ms, e.outcome, e.enforced, e.decision,
+    let user = query.user.as_deref().map(str::to_lowercase);
+    let rows = tx.rows(
+        "SELECT e.rowid, e.id, e.received_ms, e.outcome, e.enforced, e.decision,
                     b.device_id, b.user_upn, b.user_email, b.time_ms, b.body
              FROM events e LEFT JOIN event_bodies b ON b.event_id = e.id
              WHERE e.dry_run = 0 AND e.rowid < $1
-               AND ($2 IS NULL OR b.device_id = $2)
-               AND ($3 IS NULL OR b.user_upn = $3 OR b.user_email = $3)
+               AND (CAST($2 AS TEXT) IS NULL OR b.device_id = $2)
+               AND (CAST($3 AS TEXT) IS NULL OR b.user_upn = $3 OR b.user_email = $3)
              ORDER BY e.rowid DESC LIMIT $4",
-            &[
-                before.into(),
-                query.device.as_deref().into(),
-                user.as_deref().into(),
-                limit.into(),
-            ],
-        )?
-    } else {
-        tx.rows(
-            "SELECT e.rowid, e.id, e.received_ms, e.outcome, e.enforced, e.decision
-             FROM events e WHERE e.dry_run = 0 AND e.rowid < $1
-             ORDER BY e.rowid DESC LIMIT $2",
-            &[before.into(), limit.into()],
-        )?
-    };
-    let kept = |row: &[V], i: usize| -> Result<Option<String>, JournalError> {
-        if bodies {
-            row.text_or_null(i)
-        } else {
-            Ok(None)
-        }
-    };
+        &[
+            before.into(),
+            query.device.as_deref().into(),
+            user.as_deref().into(),
+            limit.into(),
+        ],
+    )?;
     rows.into_iter()
         .map(|row| {
             Ok(EventRecord {
@@ -1371,11 +1341,11 @@ fn read_events(
                 outcome: stored("outcome", row.text(3)?)?,
                 enforced: row.int(4)? != 0,
                 decision: row.text(5)?,
-                device_id: kept(&row, 6)?,
-                upn: kept(&row, 7)?,
-                email: kept(&row, 8)?,
-                time_ms: if bodies { row.int_or_null(9)? } else { None },
-                body: kept(&row, 10)?,
+                device_id: row.text_or_null(6)?,
+                upn: row.text_or_null(7)?,
+                email: row.text_or_null(8)?,
+                time_ms: row.int_or_null(9)?,
+                body: row.text_or_null(10)?,
             })
         })
         .collect()

@@ -294,10 +294,6 @@ impl Backend for SqliteJournal {
         tx.commit()?;
         Ok(out)
     }
-
-    fn keeps_event_bodies(&self) -> bool {
-        true
-    }
 }
 
 /// A SQLite transaction behind the journal's [`Tx`].

@@ -150,12 +150,6 @@ async fn journal_call<T: Send + 'static>(
     let journal = service.journal.clone();
     match tokio::task::spawn_blocking(move || f(journal.as_ref())).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e @ JournalError::Unsupported(_))) => Err(error(
-            StatusCode::NOT_IMPLEMENTED,
-            "unsupported",
-            "",
-            &e.to_string(),
-        )),
         Ok(Err(e)) => Err(internal(&e.into())),
         Err(e) => Err(internal(&e.into())),
     }
