@@ -1083,22 +1083,6 @@ fn settle_chunk(tx: &mut dyn Tx, chunk: &[&(TaskId, Attempt<'_>)]) -> Result<(),
     // A power of two of rows; the unused ones repeat the last (an update
     // applies one matching row per task, and they are alike).
     let width = chunk.len().next_power_of_two();
-    let rows: Vec<String> = (0..width)
-        .map(|i| {
-            let n = 7 * i;
-            format!(
-                "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT),
-                  CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6,
-                n + 7
-            )
-        })
-        .collect();
     let sql = format!(
         "UPDATE tasks SET state = v.column2, updated_ms = v.column3, attempts = attempts + 1,
              last_status = v.column4, last_error_code = v.column5,
@@ -1106,24 +1090,11 @@ fn settle_chunk(tx: &mut dyn Tx, chunk: &[&(TaskId, Attempt<'_>)]) -> Result<(),
          FROM (VALUES {}) AS v
          WHERE tasks.id = v.column1 AND tasks.state = 'pending'
          RETURNING tasks.id",
-        rows.join(", ")
+        value_rows(width, &ATTEMPT_TYPES)
     );
     let args: Vec<V> = (0..width)
         .filter_map(|i| chunk.get(i).or(chunk.last()))
-        .flat_map(|(task, attempt)| {
-            [
-                V::Int(*task),
-                attempt.result.state().as_str().into(),
-                attempt.at_ms.into(),
-                attempt.http_status.into(),
-                attempt.error_code.into(),
-                attempt.provider_code.into(),
-                attempt
-                    .message
-                    .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
-                    .into(),
-            ]
-        })
+        .flat_map(|(task, attempt)| attempt_row(*task, attempt, attempt.result.state().as_str()))
         .collect();
     let settled: HashSet<i64> = tx
         .rows(&sql, &args)?
@@ -1143,6 +1114,43 @@ fn settle_chunk(tx: &mut dyn Tx, chunk: &[&(TaskId, Attempt<'_>)]) -> Result<(),
     Ok(())
 }
 
+/// The SQL types of an attempt's row ([`attempt_row`]).
+const ATTEMPT_TYPES: [&str; 7] = ["BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT"];
+
+/// An attempt as a row: its task, `what` (the task's new state or the
+/// attempt's result), its time, HTTP status, codes and message.
+fn attempt_row(task: TaskId, attempt: &Attempt<'_>, what: &str) -> [V; 7] {
+    [
+        V::Int(task),
+        what.into(),
+        attempt.at_ms.into(),
+        attempt.http_status.into(),
+        attempt.error_code.into(),
+        attempt.provider_code.into(),
+        attempt
+            .message
+            .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
+            .into(),
+    ]
+}
+
+/// `rows` rows of numbered parameters (from `$1`) for a `VALUES` list, each
+/// cast to its column's type (a parameter's type is not inferred there).
+fn value_rows(rows: usize, types: &[&str]) -> String {
+    let width = types.len();
+    (0..rows)
+        .map(|row| {
+            let places: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(col, ty)| format!("CAST(${} AS {ty})", row * width + col + 1))
+                .collect();
+            format!("({})", places.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Attempts per `INSERT`, at most. Each statement takes a power of two of
 /// them, so a handful of statement texts serve every group size.
 const ATTEMPT_CHUNK: usize = 64;
@@ -1156,34 +1164,15 @@ fn insert_attempt_rows(
     while !rest.is_empty() {
         let n = (1_usize << rest.len().ilog2()).min(ATTEMPT_CHUNK);
         let (chunk, tail) = rest.split_at(n);
-        let rows: Vec<String> = (0..n)
-            .map(|i| {
-                let places: Vec<String> = (1..=7).map(|k| format!("${}", 7 * i + k)).collect();
-                format!("({})", places.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO attempts
-                 (task_id, at_ms, http_status, error_code, provider_code, message, result)
+                 (task_id, result, at_ms, http_status, error_code, provider_code, message)
              VALUES {}",
-            rows.join(", ")
+            value_rows(n, &ATTEMPT_TYPES)
         );
         let args: Vec<V> = chunk
             .iter()
-            .flat_map(|(task, attempt)| {
-                [
-                    V::Int(*task),
-                    attempt.at_ms.into(),
-                    attempt.http_status.into(),
-                    attempt.error_code.into(),
-                    attempt.provider_code.into(),
-                    attempt
-                        .message
-                        .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
-                        .into(),
-                    attempt.result.as_str().into(),
-                ]
-            })
+            .flat_map(|(task, attempt)| attempt_row(*task, attempt, attempt.result.as_str()))
             .collect();
         tx.run(&sql, &args)?;
         rest = tail;
