@@ -1157,8 +1157,6 @@ fn with_body<'a>(e: NewEvent<'a>, device: &'a str, upn: &'a str, body: &'a str) 
     }
 }
 
-/// SQLite only until the PostgreSQL journal takes the `event_bodies`
-/// migration (`journal::sql::EVENT_BODIES`); see the next test.
 fn events_are_listed_newest_first_and_found_by_user_or_device(store: &dyn Store) {
     let j = store.open();
     j.record_event(&with_body(
