@@ -513,13 +513,7 @@ fn claim_tasks_in(
             if claimed.contains(&task) {
                 return Ok(Claim::Claimed);
             }
-            Ok(
-                match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
-                    None => Claim::Unknown,
-                    Some(TaskState::Pending) => Claim::Busy,
-                    Some(state) => Claim::Settled(state),
-                },
-            )
+            unclaimed(tx, "tasks", task)
         })
         .collect()
 }
@@ -545,6 +539,12 @@ fn claim_in(
     if claimed > 0 {
         return Ok(Claim::Claimed);
     }
+    unclaimed(tx, table, id)
+}
+
+/// Why row `id` of `table` was not claimed: unknown, busy (pending under
+/// another owner's lease), or settled.
+fn unclaimed(tx: &mut dyn Tx, table: &str, id: i64) -> Result<Claim, JournalError> {
     let state = state_of(tx, &format!("SELECT state FROM {table} WHERE id = $1"), id)?;
     Ok(match state {
         None => Claim::Unknown,
@@ -585,19 +585,23 @@ fn promote(tx: &mut dyn Tx, task: TaskRef, now_ms: i64) -> Result<TaskRef, Journ
         )?;
         return Ok(task);
     };
-    let events = task_events(tx, task.id)?;
-    tx.run(
-        "DELETE FROM task_events WHERE task_id = $1",
-        &[task.id.into()],
-    )?;
-    tx.run("DELETE FROM tasks WHERE id = $1", &[task.id.into()])?;
-    for event in events {
-        attach(tx, pending, &event)?;
-    }
+    join(tx, task.id, pending)?;
     Ok(TaskRef {
         id: pending,
         ..task
     })
+}
+
+/// Task `task` joins `pending` (same provider and subject): its events are
+/// attached there and its row, with nothing else left on it, is removed.
+fn join(tx: &mut dyn Tx, task: TaskId, pending: TaskId) -> Result<(), JournalError> {
+    let events = task_events(tx, task)?;
+    tx.run("DELETE FROM task_events WHERE task_id = $1", &[task.into()])?;
+    tx.run("DELETE FROM tasks WHERE id = $1", &[task.into()])?;
+    for event in events {
+        attach(tx, pending, &event)?;
+    }
+    Ok(())
 }
 
 /// The pending task for (provider, subject), if there is one.
@@ -1410,11 +1414,6 @@ fn retry_in(tx: &mut dyn Tx, id: TaskId, now_ms: i64) -> Result<Retried, Journal
             joined: false,
         });
     };
-    let events = task_events(tx, id)?;
-    tx.run("DELETE FROM task_events WHERE task_id = $1", &[id.into()])?;
-    for event in events {
-        attach(tx, pending, &event)?;
-    }
     tx.run(
         "UPDATE attempts SET task_id = $2 WHERE task_id = $1",
         &[id.into(), pending.into()],
@@ -1423,7 +1422,7 @@ fn retry_in(tx: &mut dyn Tx, id: TaskId, now_ms: i64) -> Result<Retried, Journal
         "UPDATE tasks SET attempts = attempts + $2 WHERE id = $1",
         &[pending.into(), row.int(3)?.into()],
     )?;
-    tx.run("DELETE FROM tasks WHERE id = $1", &[id.into()])?;
+    join(tx, id, pending)?;
     Ok(Retried::Pending {
         task: TaskRef {
             id: pending,
