@@ -1291,6 +1291,169 @@ fn claims_are_exclusive_until_the_lease_ends(store: &dyn Store) {
     );
 }
 
+/// What a journal holds, task and delivery ids left out (PostgreSQL's
+/// sequences skip numbers on conflicts, differently for one statement per
+/// event and one per set).
+fn contents(j: &dyn Journal) -> Vec<String> {
+    let mut out = Vec::new();
+    for state in [
+        TaskState::Scheduled,
+        TaskState::Pending,
+        TaskState::Done,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ] {
+        let mut tasks = j.tasks(state, None, 10_000).unwrap();
+        tasks.sort_by_key(|t| t.id);
+        out.extend(tasks.into_iter().map(|t| {
+            format!(
+                "task {:?} {} {:?} {:?} {:?} {} {:?}",
+                t.provider, t.subject, t.state, t.device_id, t.due_ms, t.updated_ms, t.events
+            )
+        }));
+    }
+    out.extend(j.devices().unwrap().iter().map(|d| format!("{d:?}")));
+    let all = EventQuery {
+        before: None,
+        limit: 10_000,
+        user: None,
+        device: None,
+    };
+    out.extend(j.events(&all).unwrap().iter().map(|e| format!("{e:?}")));
+    out.extend(j.pending_deliveries().unwrap().into_iter().map(|d| {
+        format!(
+            "delivery {} {} {} {} {} {} {}",
+            d.receiver, d.event_id, d.jti, d.user, d.device_id, d.event_ms, d.reason
+        )
+    }));
+    out.push(format!("next due {:?}", j.next_due().unwrap()));
+    out
+}
+
+/// A recorded event with its tasks by revocation, not by id.
+fn comparable(r: Recorded) -> String {
+    match r {
+        Recorded::Duplicate => "duplicate".into(),
+        Recorded::New {
+            seq,
+            tasks,
+            scheduled,
+            cancelled,
+        } => {
+            let by_name = |ts: Vec<TaskRef>| -> Vec<String> {
+                ts.iter()
+                    .map(|t| format!("{:?} {}", t.provider, t.subject))
+                    .collect()
+            };
+            format!(
+                "new {seq} {:?} {:?} {}",
+                by_name(tasks),
+                by_name(scheduled),
+                cancelled.len()
+            )
+        }
+    }
+}
+
+/// Events recorded in batches (whose runs of unrelated events are
+/// recorded as sets) leave what recording them one by one leaves: 600
+/// events drawn from few ids, devices and users, of every outcome, late
+/// and on time, dry runs, report-only, with SETs and bodies.
+fn a_batch_records_what_one_by_one_records(store: &dyn Store, other: &dyn Store) {
+    let (one_by_one, batched) = (store.open(), other.open());
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let ids: Vec<String> = (0..400).map(|i| format!("e{i}")).collect();
+    let devices: Vec<String> = (0..16).map(|i| format!("d{i}")).collect();
+    let users: Vec<String> = (0..12).map(|i| format!("u{i}@example.com")).collect();
+    let revocations: Vec<Vec<(Provider, &str)>> = users
+        .iter()
+        .flat_map(|u| {
+            [
+                vec![(O365, u.as_str())],
+                vec![(O365, u.as_str()), (GOOGLE, u.as_str())],
+                vec![(GOOGLE, u.as_str()), (GOOGLE, u.as_str())],
+            ]
+        })
+        .collect();
+    let jtis: Vec<String> = (0..600).map(|i| format!("jti-{i}")).collect();
+    let deliveries: Vec<[NewDelivery<'_>; 1]> = (0..600)
+        .map(|i| [announce("rx", &jtis[i], &devices[i % devices.len()])])
+        .collect();
+    let events: Vec<NewEvent<'_>> = (0..600)
+        .map(|i| {
+            let device = &devices[next(16) as usize];
+            let time = i64::try_from(next(5_000)).unwrap();
+            let mut e = on_device(
+                event(&ids[next(400) as usize], &revocations[next(36) as usize]),
+                device,
+                time,
+                Access::Block,
+            );
+            e.received_ms = 10_000 + i64::try_from(i).unwrap();
+            match next(20) {
+                0..=11 => {}
+                12..=16 => {
+                    e.outcome = Outcome::NoAction;
+                    e.revocations = &[];
+                    e.device = e.device.map(|d| DeviceFacts {
+                        access: Access::Allow,
+                        ..d
+                    });
+                }
+                _ => {
+                    e.outcome = Outcome::Grace;
+                    e.due_ms = Some(time + 1_000 + i64::try_from(next(3_000)).unwrap());
+                }
+            }
+            if next(10) == 0 {
+                e.dry_run = true;
+            }
+            if next(10) == 0 {
+                e.enforced = false;
+            }
+            if next(4) == 0 {
+                e.deliveries = &deliveries[i];
+            }
+            if next(2) == 0 {
+                e.body = Some(r#"{"id":"x"}"#);
+            }
+            if next(10) == 0 {
+                e.device = None;
+            }
+            e
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for e in &events {
+        expected.push(comparable(one_by_one.record_event(e).unwrap()));
+    }
+    let mut got = Vec::new();
+    let mut rest = &events[..];
+    while !rest.is_empty() {
+        let n = (1 + next(150) as usize).min(rest.len());
+        let (batch, tail) = rest.split_at(n);
+        got.extend(batched.record_events(batch).unwrap().into_iter().map(comparable));
+        rest = tail;
+    }
+    for (i, (want, got)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(want, got, "event {i}: {:?}", events[i].id);
+    }
+    let (want, got) = (contents(&*one_by_one), contents(&*batched));
+    assert_eq!(want.len(), got.len());
+    for (want, got) in want.iter().zip(&got) {
+        assert_eq!(want, got);
+    }
+    // The sets did record several events at once.
+    assert!(want.iter().filter(|l| l.starts_with("task")).count() > 20);
+}
+
+
 /// Where a journal lives: each behaviour test runs on both backends.
 trait Store {
     /// Opens (or reopens) the journal.
@@ -1373,9 +1536,23 @@ macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[test] fn $name() { super::$name(&super::SqliteStore::new()); })*
+            #[test]
+            fn a_batch_records_what_one_by_one_records() {
+                super::a_batch_records_what_one_by_one_records(
+                    &super::SqliteStore::new(),
+                    &super::SqliteStore::new(),
+                );
+            }
         }
         mod postgres {
             $(#[test] fn $name() { super::$name(&super::PostgresStore::new()); })*
+            #[test]
+            fn a_batch_records_what_one_by_one_records() {
+                super::a_batch_records_what_one_by_one_records(
+                    &super::PostgresStore::new(),
+                    &super::PostgresStore::new(),
+                );
+            }
         }
     };
 }

@@ -131,6 +131,9 @@ const WRITE_LOCK: i64 = 0x0053_5253_5f4a_4e4c; // "SRS_JNL"
 /// Connections kept per process.
 const POOL_SIZE: u32 = 8;
 
+/// Statements kept prepared per connection, at most.
+const MAX_PREPARED: usize = 256;
+
 /// One pooled connection and the statements prepared on it, by their text.
 struct Conn {
     client: Client,
@@ -384,7 +387,10 @@ impl PgTx<'_, '_> {
             return Ok(statement.clone());
         }
         let statement = self.tx.prepare(sql)?;
-        self.statements.insert(sql.to_owned(), statement.clone());
+        // Set-wise statements vary with their row counts: keep a bounded few.
+        if self.statements.len() < MAX_PREPARED {
+            self.statements.insert(sql.to_owned(), statement.clone());
+        }
         Ok(statement)
     }
 }

@@ -202,18 +202,7 @@ pub(super) fn stored_provider(name: String) -> Result<Provider, JournalError> {
 
 impl<B: Backend> Journal for B {
     fn record_events(&self, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError> {
-        self.write(|tx| {
-            events
-                .iter()
-                .map(|e| {
-                    let recorded = insert_event(tx, e)?;
-                    if matches!(recorded, Recorded::New { .. }) {
-                        keep_body(tx, e)?;
-                    }
-                    Ok(recorded)
-                })
-                .collect()
-        })
+        self.write(|tx| record_in(tx, events))
     }
 
     fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, JournalError> {
@@ -619,25 +608,33 @@ fn pending_task(
     .transpose()
 }
 
-/// The pending task for each (provider, subject), made now where there is
-/// none, with `event` attached to each: two statements for the lot, the
-/// partial unique index deciding which tasks are new. `revocations` holds no
-/// pair twice.
-fn pending_now(
+/// The pending task for each (provider, subject) an event revokes now,
+/// made where there is none, with the event attached: one statement for the
+/// tasks, the partial unique index deciding which are new, and one for the
+/// links. `wants` holds (event, provider, subject), no triple twice; a
+/// new task was made when the first event wanting it arrived. Returns each
+/// want's event id and task, in order.
+fn pending_for<'e>(
     tx: &mut dyn Tx,
-    event: &NewEvent<'_>,
-    revocations: &[(Provider, &str)],
-) -> Result<Vec<TaskRef>, JournalError> {
-    if revocations.is_empty() {
+    wants: &[(&NewEvent<'e>, Provider, &str)],
+) -> Result<Vec<(&'e str, TaskRef)>, JournalError> {
+    // Each (provider, subject) once, where it is first wanted.
+    let mut pairs: Vec<(Provider, &str, i64)> = Vec::new();
+    for &(event, provider, subject) in wants {
+        if !pairs.iter().any(|&(p, s, _)| p == provider && s == subject) {
+            pairs.push((provider, subject, event.received_ms));
+        }
+    }
+    if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<String> = (0..revocations.len())
-        .map(|i| format!("(${}, ${}, 'pending', $1, $1)", 2 * i + 2, 2 * i + 3))
+    let args: Vec<V> = pairs
+        .iter()
+        .flat_map(|&(provider, subject, ms)| [provider.as_str().into(), subject.into(), ms.into()])
         .collect();
-    let mut args = vec![V::Int(event.received_ms)];
-    for &(provider, subject) in revocations {
-        args.extend([provider.as_str().into(), subject.into()]);
-    }
+    let rows: Vec<String> = (0..pairs.len())
+        .map(|i| format!("(${}, ${}, 'pending', ${2}, ${2})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
     let ids: Vec<(String, String, TaskId)> = tx
         .rows(
             &format!(
@@ -653,33 +650,35 @@ fn pending_now(
         .into_iter()
         .map(|row| Ok((row.text(0)?, row.text(1)?, row.int(2)?)))
         .collect::<Result<_, JournalError>>()?;
-    let tasks: Vec<TaskRef> = revocations
+    let tasks: Vec<(&'e str, TaskRef)> = wants
         .iter()
-        .map(|&(provider, subject)| {
+        .map(|&(event, provider, subject)| {
             let id = ids
                 .iter()
                 .find(|(p, s, _)| p == provider.as_str() && s == subject)
                 .map(|(_, _, id)| *id)
                 .ok_or(JournalError::BatchMismatch {
-                    sent: revocations.len(),
+                    sent: pairs.len(),
                     got: ids.len(),
                 })?;
-            Ok(TaskRef {
-                id,
-                provider,
-                subject: subject.to_owned(),
-            })
+            Ok((
+                event.id,
+                TaskRef {
+                    id,
+                    provider,
+                    subject: subject.to_owned(),
+                },
+            ))
         })
         .collect::<Result<_, JournalError>>()?;
-    let links: Vec<String> = (0..tasks.len())
-        .map(|i| format!("(${}, $1)", i + 2))
+    let args: Vec<V> = tasks
+        .iter()
+        .flat_map(|(event, task)| [V::Int(task.id), (*event).into()])
         .collect();
-    let mut args = vec![V::from(event.id)];
-    args.extend(tasks.iter().map(|t| V::Int(t.id)));
     tx.run(
         &format!(
             "INSERT INTO task_events (task_id, event_id) VALUES {} ON CONFLICT DO NOTHING",
-            links.join(", ")
+            insert_rows(tasks.len(), 2)
         ),
         &args,
     )?;
@@ -714,32 +713,40 @@ fn counts_of(tx: &mut dyn Tx, sql: &str) -> Result<TaskCounts, JournalError> {
     Ok(counts)
 }
 
-fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {
-    // A new id is inserted; a dry-run row is replaced by a real run; any other
-    // existing row is left alone, which makes the event a duplicate.
-    let seq = one(
-        tx,
+/// Inserts `n` events ([`event_row`]): a new id is inserted; a dry-run row
+/// is replaced by a real run; any other existing row is left alone, which
+/// makes the event a duplicate. Returns (id, seq) of each inserted.
+fn insert_events_sql(n: usize) -> String {
+    format!(
         "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
-         VALUES ($1, $2, $3, $4, $5, $6)
+         VALUES {}
          ON CONFLICT (id) DO UPDATE SET
              received_ms = excluded.received_ms, outcome = excluded.outcome,
              enforced = excluded.enforced, dry_run = excluded.dry_run,
              decision = excluded.decision
          WHERE events.dry_run = 1 AND excluded.dry_run = 0
-         RETURNING rowid",
-        &[
-            event.id.into(),
-            event.received_ms.into(),
-            event.outcome.as_str().into(),
-            event.enforced.into(),
-            event.dry_run.into(),
-            event.decision.into(),
-        ],
-    )?;
+         RETURNING id, rowid",
+        insert_rows(n, 6)
+    )
+}
+
+fn event_row(e: &NewEvent<'_>) -> [V; 6] {
+    [
+        e.id.into(),
+        e.received_ms.into(),
+        e.outcome.as_str().into(),
+        e.enforced.into(),
+        e.dry_run.into(),
+        e.decision.into(),
+    ]
+}
+
+fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {
+    let seq = one(tx, &insert_events_sql(1), &event_row(event))?;
     let Some(seq) = seq else {
         return Ok(Recorded::Duplicate);
     };
-    let seq = seq.int(0)?;
+    let seq = seq.int(1)?;
     let (mut tasks, mut scheduled, mut cancelled) = (Vec::new(), Vec::new(), Vec::new());
     if event.dry_run {
         return Ok(Recorded::New {
@@ -788,7 +795,7 @@ fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, Journ
     for delivery in deliveries {
         insert_delivery(tx, event, delivery, grace)?;
     }
-    let mut now: Vec<(Provider, &str)> = Vec::new();
+    let mut now: Vec<(&NewEvent<'_>, Provider, &str)> = Vec::new();
     for &(provider, subject) in revocations {
         match grace {
             Some(due) => {
@@ -797,11 +804,13 @@ fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, Journ
                     scheduled.push(task);
                 }
             }
-            None if !now.contains(&(provider, subject)) => now.push((provider, subject)),
+            None if !now.iter().any(|&(_, p, s)| (p, s) == (provider, subject)) => {
+                now.push((event, provider, subject));
+            }
             None => {}
         }
     }
-    for task in pending_now(tx, event, &now)? {
+    for (_, task) in pending_for(tx, &now)? {
         if !tasks.contains(&task) {
             tasks.push(task);
         }
@@ -814,6 +823,218 @@ fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, Journ
     })
 }
 
+/// Events recorded by one set of statements, at most.
+const RECORD_CHUNK: usize = 64;
+
+/// Records `events` in order: runs of events that can be recorded together
+/// ([`run_len`]) a set at a time, the rest one by one ([`record_one`]).
+fn record_in(tx: &mut dyn Tx, events: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError> {
+    let mut out = Vec::with_capacity(events.len());
+    let mut rest = events;
+    while let Some(first) = rest.first() {
+        let n = run_len(rest);
+        // One event alone takes the plain path: the test of the sets
+        // compares them with it (`record_event`).
+        if n < 2 {
+            out.push(record_one(tx, first)?);
+            rest = rest.get(1..).unwrap_or_default();
+            continue;
+        }
+        let (run, tail) = rest.split_at(n);
+        record_run(tx, run, &mut out)?;
+        rest = tail;
+    }
+    Ok(out)
+}
+
+/// How many of the first events make a run that can be recorded as a set:
+/// none a `grace` (its schedule depends on the device's clock), no id or
+/// device twice. Within such a run one event's statements cannot change
+/// what another's find, except the pending task they share, which the
+/// set's one upsert finds for both: recording it as a set gives what
+/// recording its events one by one gives.
+fn run_len(events: &[NewEvent<'_>]) -> usize {
+    let mut ids = HashSet::new();
+    let mut devices = HashSet::new();
+    events
+        .iter()
+        .take(RECORD_CHUNK)
+        .take_while(|e| {
+            e.outcome != Outcome::Grace
+                && ids.insert(e.id)
+                && e.device.as_ref().is_none_or(|d| devices.insert(d.device_id))
+        })
+        .count()
+}
+
+/// One event, with its body if it is new.
+fn record_one(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, JournalError> {
+    let recorded = insert_event(tx, event)?;
+    if matches!(recorded, Recorded::New { .. }) {
+        keep_body(tx, event)?;
+    }
+    Ok(recorded)
+}
+
+/// A run ([`run_len`]) in order. An event whose device has a schedule (to
+/// cancel or make due) is recorded alone; the events between are sets.
+/// Those alone move only their own device's schedule, so the devices read
+/// here stay right for the rest of the run.
+fn record_run(
+    tx: &mut dyn Tx,
+    run: &[NewEvent<'_>],
+    out: &mut Vec<Recorded>,
+) -> Result<(), JournalError> {
+    let scheduled = scheduled_devices(tx, run)?;
+    let mut rest = run;
+    while !rest.is_empty() {
+        let alone = rest.iter().position(|e| {
+            e.device
+                .as_ref()
+                .is_some_and(|d| scheduled.contains(d.device_id))
+        });
+        let (set, tail) = rest.split_at(alone.unwrap_or(rest.len()));
+        if !set.is_empty() {
+            out.extend(record_set(tx, set)?);
+        }
+        let Some((event, tail)) = tail.split_first() else {
+            break;
+        };
+        out.push(record_one(tx, event)?);
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// Which of the run's devices have scheduled tasks or SETs.
+fn scheduled_devices(
+    tx: &mut dyn Tx,
+    run: &[NewEvent<'_>],
+) -> Result<HashSet<String>, JournalError> {
+    let devices: Vec<V> = run
+        .iter()
+        .filter(|e| !e.dry_run)
+        .filter_map(|e| e.device.as_ref().map(|d| d.device_id.into()))
+        .collect();
+    if devices.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list = places(1, devices.len());
+    tx.rows(
+        &format!(
+            "SELECT device_id FROM tasks WHERE state = 'scheduled' AND device_id IN ({list})
+             UNION SELECT device_id FROM deliveries
+                   WHERE state = 'scheduled' AND device_id IN ({list})"
+        ),
+        &devices,
+    )?
+    .iter()
+    .map(|row| row.text(0))
+    .collect()
+}
+
+/// `$first`, `$first+1`, … `n` of them, comma-separated.
+fn places(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n` rows of `width` numbered parameters (from `$1`) for an `INSERT`'s
+/// `VALUES` (whose columns give the parameters their types).
+fn insert_rows(n: usize, width: usize) -> String {
+    (0..n)
+        .map(|row| format!("({})", places(row * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Records events that share no id and no device, none a `grace`, none of
+/// whose devices has a schedule, with one statement per table for the lot:
+/// what [`insert_event`] and [`keep_body`] do for each, in the same order.
+fn record_set(tx: &mut dyn Tx, set: &[NewEvent<'_>]) -> Result<Vec<Recorded>, JournalError> {
+    // The events: new ids inserted, a dry run replaced by a real one.
+    let args: Vec<V> = set.iter().flat_map(event_row).collect();
+    let seqs = tx.rows(&insert_events_sql(set.len()), &args)?;
+    let mut seq_of = std::collections::HashMap::new();
+    for row in &seqs {
+        seq_of.insert(row.text(0)?, row.int(1)?);
+    }
+    let new: Vec<(&NewEvent<'_>, i64)> = set
+        .iter()
+        .filter_map(|e| seq_of.get(e.id).map(|&seq| (e, seq)))
+        .collect();
+    keep_bodies(tx, &new)?;
+    let real: Vec<(&NewEvent<'_>, i64)> = new.iter().copied().filter(|(e, _)| !e.dry_run).collect();
+    upsert_devices(tx, &real)?;
+    // The deliveries and revocations of enforced decisions (none is a late
+    // `grace`: none is a `grace`).
+    let enforced: Vec<&NewEvent<'_>> = real
+        .iter()
+        .map(|&(e, _)| e)
+        .filter(|e| e.enforced)
+        .collect();
+    insert_deliveries(tx, &enforced)?;
+    let mut wants: Vec<(&NewEvent<'_>, Provider, &str)> = Vec::new();
+    for &e in &enforced {
+        for &(provider, subject) in e.revocations {
+            if !wants
+                .iter()
+                .any(|&(w, p, s)| w.id == e.id && (p, s) == (provider, subject))
+            {
+                wants.push((e, provider, subject));
+            }
+        }
+    }
+    let tasks = pending_for(tx, &wants)?;
+    Ok(set
+        .iter()
+        .map(|e| match seq_of.get(e.id) {
+            None => Recorded::Duplicate,
+            Some(&seq) => Recorded::New {
+                seq,
+                tasks: tasks
+                    .iter()
+                    .filter(|(id, _)| *id == e.id)
+                    .map(|(_, task)| task.clone())
+                    .collect(),
+                scheduled: Vec::new(),
+                cancelled: Vec::new(),
+            },
+        })
+        .collect())
+}
+
+/// [`keep_body`] for each new event of a set.
+fn keep_bodies(tx: &mut dyn Tx, new: &[(&NewEvent<'_>, i64)]) -> Result<(), JournalError> {
+    let args: Vec<V> = new
+        .iter()
+        .filter_map(|&(e, _)| body_row(e))
+        .flatten()
+        .collect();
+    if args.is_empty() {
+        return Ok(());
+    }
+    tx.run(&keep_bodies_sql(args.len() / 6), &args)?;
+    Ok(())
+}
+
+/// [`upsert_device`] for each event of a set that has a device. Its
+/// devices have no schedule, so whether the verdict moved changes nothing.
+fn upsert_devices(tx: &mut dyn Tx, real: &[(&NewEvent<'_>, i64)]) -> Result<(), JournalError> {
+    let args: Vec<V> = real
+        .iter()
+        .filter_map(|&(e, seq)| Some(device_row(e, e.device.as_ref()?, seq)))
+        .flatten()
+        .collect();
+    if args.is_empty() {
+        return Ok(());
+    }
+    tx.run(&upsert_devices_sql(args.len() / 8), &args)?;
+    Ok(())
+}
+
 /// Moves the device's verdict to this event unless it has a newer one (a
 /// late arrival with an older time never overturns it); returns whether it
 /// did. A `grace` that follows a `grace` keeps the earlier `due`.
@@ -823,10 +1044,16 @@ fn upsert_device(
     device: &DeviceFacts<'_>,
     seq: i64,
 ) -> Result<bool, JournalError> {
-    let changed = tx.run(
+    let changed = tx.run(&upsert_devices_sql(1), &device_row(event, device, seq))?;
+    Ok(changed > 0)
+}
+
+/// Upserts `n` devices' verdicts ([`device_row`]), each only over an older one.
+fn upsert_devices_sql(n: usize) -> String {
+    format!(
         "INSERT INTO devices
              (device_id, event_id, seq, time_ms, user_upn, user_email, access, due_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         VALUES {}
          ON CONFLICT (device_id) DO UPDATE SET
              event_id = excluded.event_id, seq = excluded.seq, time_ms = excluded.time_ms,
              user_upn = excluded.user_upn, user_email = excluded.user_email,
@@ -837,21 +1064,24 @@ fn upsert_device(
                            ELSE excluded.due_ms
                       END
          WHERE (excluded.time_ms, excluded.seq) > (devices.time_ms, devices.seq)",
-        &[
-            device.device_id.into(),
-            event.id.into(),
-            seq.into(),
-            device.time_ms.into(),
-            device.upn.into(),
-            device.email.into(),
-            device.access.as_str().into(),
-            event
-                .due_ms
-                .filter(|_| event.outcome == Outcome::Grace)
-                .into(),
-        ],
-    )?;
-    Ok(changed > 0)
+        insert_rows(n, 8)
+    )
+}
+
+fn device_row(event: &NewEvent<'_>, device: &DeviceFacts<'_>, seq: i64) -> [V; 8] {
+    [
+        device.device_id.into(),
+        event.id.into(),
+        seq.into(),
+        device.time_ms.into(),
+        device.upn.into(),
+        device.email.into(),
+        device.access.as_str().into(),
+        event
+            .due_ms
+            .filter(|_| event.outcome == Outcome::Grace)
+            .into(),
+    ]
 }
 
 /// Schedules one revocation of a `grace` decision: the device's scheduled
@@ -929,22 +1159,7 @@ fn insert_delivery(
     grace: Option<i64>,
 ) -> Result<(), JournalError> {
     let Some(due) = grace else {
-        tx.run(
-            "INSERT INTO deliveries (receiver, event_id, jti, user_name, device_id, event_ms,
-                                     reason, state, created_ms, updated_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
-             ON CONFLICT (receiver, event_id) DO NOTHING",
-            &[
-                d.receiver.into(),
-                event.id.into(),
-                d.jti.into(),
-                d.user.into(),
-                d.device_id.into(),
-                d.event_ms.into(),
-                d.reason.into(),
-                event.received_ms.into(),
-            ],
-        )?;
+        tx.run(&pending_deliveries_sql(1), &delivery_row(event, d))?;
         return Ok(());
     };
     let updated = tx.run(
@@ -975,6 +1190,52 @@ fn insert_delivery(
             ],
         )?;
     }
+    Ok(())
+}
+
+/// Inserts `n` SETs to push now ([`delivery_row`]), each once per receiver and event.
+fn pending_deliveries_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO deliveries (receiver, event_id, jti, user_name, device_id, event_ms,
+                                 reason, state, created_ms, updated_ms)
+         VALUES {}
+         ON CONFLICT (receiver, event_id) DO NOTHING",
+        (0..n)
+            .map(|i| {
+                let p = |k: usize| format!("${}", 8 * i + k);
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, 'pending', {}, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(8)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn delivery_row(event: &NewEvent<'_>, d: &NewDelivery<'_>) -> [V; 8] {
+    [
+        d.receiver.into(),
+        event.id.into(),
+        d.jti.into(),
+        d.user.into(),
+        d.device_id.into(),
+        d.event_ms.into(),
+        d.reason.into(),
+        event.received_ms.into(),
+    ]
+}
+
+/// [`insert_delivery`] for the SETs of a set's enforced events (none a `grace`).
+fn insert_deliveries(tx: &mut dyn Tx, enforced: &[&NewEvent<'_>]) -> Result<(), JournalError> {
+    let args: Vec<V> = enforced
+        .iter()
+        .flat_map(|e| e.deliveries.iter().flat_map(|d| delivery_row(e, d)))
+        .collect();
+    if args.is_empty() {
+        return Ok(());
+    }
+    tx.run(&pending_deliveries_sql(args.len() / 8), &args)?;
     Ok(())
 }
 
@@ -1283,27 +1544,36 @@ fn read_scheduled(tx: &mut dyn Tx) -> Result<Vec<ScheduledTask>, JournalError> {
 
 /// Keeps an event as it was sent, with its device and user.
 fn keep_body(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<(), JournalError> {
-    let Some(body) = event.body else {
-        return Ok(());
-    };
-    let device = event.device.as_ref();
-    tx.run(
+    match body_row(event) {
+        Some(row) => tx.run(&keep_bodies_sql(1), &row).map(drop),
+        None => Ok(()),
+    }
+}
+
+fn keep_bodies_sql(n: usize) -> String {
+    format!(
         "INSERT INTO event_bodies (event_id, device_id, user_upn, user_email, time_ms, body)
-         VALUES ($1, $2, $3, $4, $5, $6)
+         VALUES {}
          ON CONFLICT (event_id) DO UPDATE SET
              device_id = excluded.device_id, user_upn = excluded.user_upn,
              user_email = excluded.user_email, time_ms = excluded.time_ms,
              body = excluded.body",
-        &[
-            event.id.into(),
-            device.map(|d| d.device_id).into(),
-            device.and_then(|d| d.upn).into(),
-            device.and_then(|d| d.email).into(),
-            device.map(|d| d.time_ms).into(),
-            body.into(),
-        ],
-    )?;
-    Ok(())
+        insert_rows(n, 6)
+    )
+}
+
+/// The event's body with its device and user, if it has one.
+fn body_row(event: &NewEvent<'_>) -> Option<[V; 6]> {
+    let body = event.body?;
+    let device = event.device.as_ref();
+    Some([
+        event.id.into(),
+        device.map(|d| d.device_id).into(),
+        device.and_then(|d| d.upn).into(),
+        device.and_then(|d| d.email).into(),
+        device.map(|d| d.time_ms).into(),
+        body.into(),
+    ])
 }
 
 fn read_events(tx: &mut dyn Tx, query: &EventQuery) -> Result<Vec<EventRecord>, JournalError> {
