@@ -58,13 +58,16 @@ fn main() -> anyhow::Result<()> {
             let spans = cluster.psql(
                 &name,
                 "SELECT (SELECT max(received_ms) - min(received_ms) FROM events),
-                        (SELECT max(updated_ms) FROM tasks) - (SELECT min(received_ms) FROM events)",
+                        (SELECT max(updated_ms) FROM tasks) - (SELECT min(received_ms) FROM events),
+                        (SELECT xact_commit FROM pg_stat_database
+                         WHERE datname = current_database())",
             )?;
             let spans: Vec<&str> = spans.trim().split('|').collect();
             println!(
-                "  intake done after {} ms, the last revocation after {} ms",
+                "  intake done after {} ms, the last revocation after {} ms; {} commits",
                 spans.first().unwrap_or(&"?"),
-                spans.get(1).unwrap_or(&"?")
+                spans.get(1).unwrap_or(&"?"),
+                spans.get(2).unwrap_or(&"?")
             );
         }
     }
