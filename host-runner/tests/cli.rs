@@ -235,3 +235,92 @@ fn test_command_refuses_a_module_that_imports() {
         "{err}"
     );
 }
+
+/// `srs eval` with its compiled code kept in `cache`.
+fn eval_cached(cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srs"))
+        .current_dir(root())
+        .env("SRS_CACHE_DIR", cache)
+        .args([
+            "eval",
+            "--policy",
+            "examples/policy.json",
+            "examples/events/jailbroken-iphone.json",
+        ])
+        .output()
+        .unwrap()
+}
+
+/// The kept files under `dir`, with their sizes.
+fn kept(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(kept(&path));
+        } else {
+            let len = path.metadata().unwrap().len();
+            out.push((path, len));
+        }
+    }
+    out
+}
+
+#[test]
+fn compiled_code_is_kept_between_runs_and_a_broken_cache_only_costs_a_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let plain = srs(&[
+        "eval",
+        "--policy",
+        "examples/policy.json",
+        "examples/events/jailbroken-iphone.json",
+    ]);
+    // The first run compiles and keeps the code; the second loads it; both
+    // answer as a run without the cache does.
+    for _ in 0..2 {
+        let out = eval_cached(&cache);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(stdout(&out), stdout(&plain));
+    }
+    let modules: Vec<(PathBuf, u64)> = kept(&cache)
+        .into_iter()
+        .filter(|(p, len)| *len > 10_000 && p.extension().is_none())
+        .collect();
+    assert_eq!(modules.len(), 1, "{:?}", kept(&cache));
+
+    // A kept file cut short (a full disk) is compiled again, not run.
+    let (module, len) = &modules[0];
+    let bytes = std::fs::read(module).unwrap();
+    std::fs::write(module, &bytes[..usize::try_from(*len / 2).unwrap()]).unwrap();
+    let out = eval_cached(&cache);
+    assert_eq!(stdout(&out), stdout(&plain), "{out:?}");
+
+    // A cache that cannot be made (its path is a file) is no cache.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let out = eval_cached(&file);
+    assert_eq!(stdout(&out), stdout(&plain), "{out:?}");
+
+    // `off` keeps nothing anywhere.
+    let off = Command::new(env!("CARGO_BIN_EXE_srs"))
+        .current_dir(dir.path())
+        .env("SRS_CACHE_DIR", "off")
+        .env("HOME", dir.path())
+        .args([
+            "eval",
+            "--policy",
+            root().join("examples/policy.json").to_str().unwrap(),
+            root()
+                .join("examples/events/jailbroken-iphone.json")
+                .to_str()
+                .unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&off), stdout(&plain), "{off:?}");
+    assert!(!dir.path().join(".cache").exists());
+}

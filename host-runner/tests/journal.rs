@@ -1438,7 +1438,13 @@ fn a_batch_records_what_one_by_one_records(store: &dyn Store, other: &dyn Store)
     while !rest.is_empty() {
         let n = (1 + next(150) as usize).min(rest.len());
         let (batch, tail) = rest.split_at(n);
-        got.extend(batched.record_events(batch).unwrap().into_iter().map(comparable));
+        got.extend(
+            batched
+                .record_events(batch)
+                .unwrap()
+                .into_iter()
+                .map(comparable),
+        );
         rest = tail;
     }
     for (i, (want, got)) in expected.iter().zip(&got).enumerate() {
@@ -1452,7 +1458,6 @@ fn a_batch_records_what_one_by_one_records(store: &dyn Store, other: &dyn Store)
     // The sets did record several events at once.
     assert!(want.iter().filter(|l| l.starts_with("task")).count() > 20);
 }
-
 
 /// Where a journal lives: each behaviour test runs on both backends.
 trait Store {

@@ -6,6 +6,7 @@ mod serve;
 mod status;
 mod test;
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use policy_core::Answer;
 
-use crate::sandbox::{Limits, Plugin};
+use crate::sandbox::{EMBEDDED_MODULE, Limits, Plugin, SandboxError};
 
 /// Exit code: a usage, I/O or config error, or failed vectors (SPEC §8).
 pub const EXIT_ERROR: u8 = 1;
@@ -187,15 +188,46 @@ impl SandboxArgs {
             max_request: self.max_request_bytes,
             max_answer: self.max_answer_bytes,
         };
-        match &self.module {
-            Some(path) => {
-                let wasm = std::fs::read(path)
-                    .with_context(|| format!("cannot read module {}", path.display()))?;
-                Plugin::load(&wasm, limits)
-                    .with_context(|| format!("module {} was refused", path.display()))
-            }
-            None => Plugin::embedded(limits).context("the built-in module was refused"),
-        }
+        let (wasm, what) = match &self.module {
+            Some(path) => (
+                Cow::Owned(
+                    std::fs::read(path)
+                        .with_context(|| format!("cannot read module {}", path.display()))?,
+                ),
+                format!("module {}", path.display()),
+            ),
+            None => (
+                Cow::Borrowed(EMBEDDED_MODULE),
+                "the built-in module".to_owned(),
+            ),
+        };
+        // Compiled code is kept between runs where it can be; without a
+        // cache the module is compiled as before.
+        let plugin = match code_cache_dir() {
+            Some(dir) => match Plugin::load_cached(&wasm, limits, &dir) {
+                Err(SandboxError::Cache { .. }) => Plugin::load(&wasm, limits),
+                loaded => loaded,
+            },
+            None => Plugin::load(&wasm, limits),
+        };
+        plugin.with_context(|| format!("{what} was refused"))
+    }
+}
+
+/// Where compiled module code is kept between runs: `$SRS_CACHE_DIR`
+/// (`off` for nowhere), else `$XDG_CACHE_HOME/srs`, else `~/.cache/srs`.
+/// Only absolute paths: the user's own directory, never the working one.
+fn code_cache_dir() -> Option<PathBuf> {
+    let absolute = |p: PathBuf| p.is_absolute().then_some(p);
+    match std::env::var_os("SRS_CACHE_DIR") {
+        Some(dir) if dir == "off" => None,
+        Some(dir) => absolute(PathBuf::from(dir)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .and_then(|d| absolute(PathBuf::from(d)))
+            .or_else(|| {
+                std::env::var_os("HOME").and_then(|h| absolute(PathBuf::from(h).join(".cache")))
+            })
+            .map(|d| d.join("srs")),
     }
 }
 

@@ -640,7 +640,14 @@ fn pending_for<'e>(
         .flat_map(|&(provider, subject, ms)| [provider.as_str().into(), subject.into(), ms.into()])
         .collect();
     let rows: Vec<String> = (0..pairs.len())
-        .map(|i| format!("(${}, ${}, 'pending', ${2}, ${2})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .map(|i| {
+            format!(
+                "(${}, ${}, 'pending', ${2}, ${2})",
+                3 * i + 1,
+                3 * i + 2,
+                3 * i + 3
+            )
+        })
         .collect();
     let ids: Vec<(String, String, TaskId)> = tx
         .rows(
@@ -869,7 +876,9 @@ fn run_len(events: &[NewEvent<'_>]) -> usize {
         .take_while(|e| {
             e.outcome != Outcome::Grace
                 && ids.insert(e.id)
-                && e.device.as_ref().is_none_or(|d| devices.insert(d.device_id))
+                && e.device
+                    .as_ref()
+                    .is_none_or(|d| devices.insert(d.device_id))
         })
         .count()
 }
@@ -1212,7 +1221,15 @@ fn pending_deliveries_sql(n: usize) -> String {
                 let p = |k: usize| format!("${}", 8 * i + k);
                 format!(
                     "({}, {}, {}, {}, {}, {}, {}, 'pending', {}, {})",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(8)
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7),
+                    p(8),
+                    p(8)
                 )
             })
             .collect::<Vec<_>>()

@@ -1,10 +1,12 @@
 //! The policy module in a sandboxed wasmtime: no imports, a memory cap, fuel
 //! per call, bounded requests and answers, and every guest pointer checked.
 
+use std::path::{Path, PathBuf};
+
 use wasmtime::{
-    Config, Engine, ExternType, FuncType, Instance, InstanceAllocationStrategy, InstancePre,
-    Linker, Memory, Module, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
-    StoreLimitsBuilder, Trap, TypedFunc, ValType,
+    Cache, CacheConfig, Config, Engine, ExternType, FuncType, Instance, InstanceAllocationStrategy,
+    InstancePre, Linker, Memory, Module, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap, TypedFunc, ValType,
 };
 
 /// The ABI version this host speaks (SPEC §6).
@@ -59,6 +61,8 @@ pub enum Allocation {
 pub enum SandboxError {
     #[error("module is not valid WebAssembly: {0}")]
     Compile(String),
+    #[error("cannot keep compiled code in {}: {message}", dir.display())]
+    Cache { dir: PathBuf, message: String },
     #[error("module imports `{module}::{name}`; a policy module must import nothing")]
     Import { module: String, name: String },
     #[error("module lacks the export `{name}` ({signature}) of ABI version {ABI_VERSION}")]
@@ -263,8 +267,38 @@ impl Plugin {
         limits: Limits,
         allocation: Allocation,
     ) -> Result<Self, SandboxError> {
+        Self::build(wasm, limits, allocation, None)
+    }
+
+    /// [`Plugin::load`], keeping the compiled code in `cache_dir` (wasmtime's
+    /// own code cache): a later process with the same module, wasmtime and
+    /// settings loads it instead of compiling. The directory must be the
+    /// user's own: wasmtime runs the native code it finds there.
+    pub fn load_cached(
+        wasm: &[u8],
+        limits: Limits,
+        cache_dir: &Path,
+    ) -> Result<Self, SandboxError> {
+        Self::build(wasm, limits, Allocation::OnDemand, Some(cache_dir))
+    }
+
+    fn build(
+        wasm: &[u8],
+        limits: Limits,
+        allocation: Allocation,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        if let Some(dir) = cache_dir {
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            let cache = Cache::new(cache).map_err(|e| SandboxError::Cache {
+                dir: dir.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
+            config.cache(Some(cache));
+        }
         if let Allocation::Pooling { instances } = allocation {
             let mut pool = PoolingAllocationConfig::new();
             pool.total_core_instances(instances)
