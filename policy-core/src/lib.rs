@@ -29,8 +29,10 @@ mod diag;
 mod actions;
 mod checks;
 mod time;
-// 4. The JSON reader, then the schema walk over what it read.
+// 4. The JSON reader, then the schema walk over what it read; and the
+//    single-pass reader of an event, which gives the same errors in one read.
 mod json;
+mod read;
 mod schema;
 // 5. The rules, the kept policy, the entry points.
 mod engine;
@@ -40,6 +42,8 @@ pub use answer::{
     Revocation, Rule, Scheduled,
 };
 pub use diag::{MAX_DIAGNOSTICS, MAX_INPUT_BYTES, MAX_ITEMS, MAX_STRING};
+#[doc(hidden)]
+pub use engine::evaluate_request_via_value;
 pub use engine::{Engine, evaluate, evaluate_json_bytes, evaluate_json_str, evaluate_request};
 pub use model::{
     Action, ActionClass, Compliance, CompliancePolicy, Deployment, Device, DeviceState, Event,
