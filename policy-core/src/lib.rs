@@ -19,10 +19,11 @@
 #![forbid(unsafe_code)]
 
 // Layers, lowest first: a module imports only from its own layer and earlier ones.
-// 1. Data: wire names, the inputs (SPEC §2, §3), the output (SPEC §5).
+// 1. Data: wire names, the inputs (SPEC §2, §3), the output (SPEC §5) and its writer.
 mod answer;
 mod model;
 mod names;
+mod write;
 // 2. The diagnostics base: Path, Sink, the limits.
 mod diag;
 // 3. Validation, and the pure helpers it uses (action classes, RFC 3339).

@@ -31,7 +31,9 @@ fn same(event: &[u8]) {
             .take(2000)
             .collect::<String>()
     };
-    let new = engine().evaluate_json(event).to_json();
+    let answer = engine().evaluate_json(event);
+    let new = answer.to_json();
+    assert_eq!(new, serde_json::to_string(&answer).unwrap(), "to_json");
     let old = engine().evaluate_json_via_value(event).to_json();
     if new != old {
         panic!(
@@ -45,7 +47,9 @@ fn same(event: &[u8]) {
     request.extend_from_slice(event);
     request.push(b'}');
     for request in [&request[..], event] {
-        let new = evaluate_request(request).to_json();
+        let answer = evaluate_request(request);
+        let new = answer.to_json();
+        assert_eq!(new, serde_json::to_string(&answer).unwrap(), "to_json");
         let old = evaluate_request_via_value(request).to_json();
         if new != old {
             panic!(
