@@ -109,6 +109,9 @@ impl Sink {
     }
     /// Moves the errors and warnings of `other` into this sink, keeping the cap.
     pub fn append(&mut self, other: Sink) {
+        if other.errors.is_empty() && other.warnings.is_empty() {
+            return;
+        }
         self.append_errors(other.errors);
         for warning in other.warnings {
             push(&mut self.warnings, || warning);
