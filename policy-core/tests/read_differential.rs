@@ -485,3 +485,46 @@ proptest! {
         same(&bytes);
     }
 }
+
+/// Every conformance vector's event, under its own policy when that is kept
+/// (else under the fixed one), compact and pretty, alone and in an envelope.
+#[test]
+fn every_conformance_vector() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let policy = doc["policy"].to_string();
+        let kept = Engine::from_json(policy.as_bytes()).ok();
+        for case in doc["cases"].as_array().unwrap() {
+            let event = &case["event"];
+            for text in [
+                event.to_string(),
+                serde_json::to_string_pretty(event).unwrap(),
+            ] {
+                same(text.as_bytes());
+                if let Some(engine) = &kept {
+                    let new = engine.evaluate_json(text.as_bytes()).to_json();
+                    let old = engine.evaluate_json_via_value(text.as_bytes()).to_json();
+                    assert_eq!(new, old, "{}", path.display());
+                }
+                let request = format!(r#"{{"policy":{policy},"event":{text}}}"#);
+                let answer = evaluate_request(request.as_bytes());
+                assert_eq!(answer.to_json(), serde_json::to_string(&answer).unwrap());
+                assert_eq!(
+                    answer.to_json(),
+                    evaluate_request_via_value(request.as_bytes()).to_json(),
+                    "{}",
+                    path.display()
+                );
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases >= 120, "only {cases} cases");
+}
