@@ -34,6 +34,7 @@ use crate::json::{list, wrong_kind};
 use crate::model::{Action, Compliance, Device, DeviceState, Tier, User, Violation};
 use crate::names::Wire;
 use crate::schema::EventParts;
+use crate::write::string_stop;
 
 /// The input is one `json::read` refuses, or this reader cannot vouch for:
 /// read it again with `json::read`, whose error is the answer.
@@ -323,37 +324,6 @@ impl<'t> Reader<'t> {
         self.skip()?;
         Ok(false)
     }
-}
-
-/// Where the first `"`, `\\` or control character (below 0x20) is in
-/// `bytes`: eight bytes at a time, then one at a time.
-fn string_stop(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    // High bit set in each byte below `n` (exact up to the first such byte,
-    // which is all `trailing_zeros` looks at).
-    const fn below(w: u64, n: u8) -> u64 {
-        w.wrapping_sub(ONES * n as u64) & !w & HIGH
-    }
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let found = below(w ^ (ONES * u64::from(b'"')), 1)
-            | below(w ^ (ONES * u64::from(b'\\')), 1)
-            | below(w, 0x20);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| at + i)
 }
 
 /// One known field of an object, read at most once; its errors wait in its
@@ -829,31 +799,4 @@ fn tier(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Action
         })),
         _ => None,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::string_stop;
-
-    proptest! {
-        #[test]
-        fn string_stop_finds_the_first_stop(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
-            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-            prop_assert_eq!(string_stop(&bytes), naive);
-        }
-
-        #[test]
-        fn string_stop_finds_it_among_plain_bytes(
-            plain in prop::collection::vec(0x20u8..=0xff, 0..40),
-            stop in prop::sample::select(vec![b'"', b'\\', 0, 0x1f, b'\n']),
-            at in any::<prop::sample::Index>(),
-        ) {
-            let mut bytes: Vec<u8> = plain.into_iter().map(|b| if b == b'"' || b == b'\\' { b'a' } else { b }).collect();
-            let at = at.index(bytes.len() + 1);
-            bytes.insert(at, stop);
-            prop_assert_eq!(string_stop(&bytes), Some(at));
-        }
-    }
 }

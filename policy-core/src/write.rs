@@ -39,6 +39,38 @@ pub fn answer(answer: &Answer) -> String {
     w.0
 }
 
+/// Where the first `"`, `\\` or control character (below 0x20) is in
+/// `bytes`, the bytes a JSON string escapes (and where the reader stops):
+/// eight bytes at a time, then one at a time.
+pub fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // High bit set in each byte below `n` (exact up to the first such byte,
+    // which is all `trailing_zeros` looks at).
+    const fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * n as u64) & !w & HIGH
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let found = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
 struct Writer(String);
 
 impl Writer {
@@ -50,8 +82,11 @@ impl Writer {
     /// control characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
     fn str(&mut self, s: &str) {
         self.0.push('"');
-        let mut start = 0;
-        for (i, b) in s.bytes().enumerate() {
+        let mut rest = s;
+        while let Some(at) = string_stop(rest.as_bytes()) {
+            let (plain, from) = rest.split_at_checked(at).unwrap_or_default();
+            self.0.push_str(plain);
+            let b = from.bytes().next().unwrap_or_default();
             let short = match b {
                 b'"' => '"',
                 b'\\' => '\\',
@@ -60,10 +95,8 @@ impl Writer {
                 b'\t' => 't',
                 0x08 => 'b',
                 0x0c => 'f',
-                0..=0x1f => 'u',
-                _ => continue,
+                _ => 'u',
             };
-            self.0.push_str(s.get(start..i).unwrap_or_default());
             self.0.push('\\');
             self.0.push(short);
             if short == 'u' {
@@ -73,9 +106,9 @@ impl Writer {
                         .push(char::from_digit(u32::from(digit), 16).unwrap_or('0'));
                 }
             }
-            start = i + 1;
+            rest = from.get(1..).unwrap_or_default();
         }
-        self.0.push_str(s.get(start..).unwrap_or_default());
+        self.0.push_str(rest);
         self.0.push('"');
     }
 
@@ -221,6 +254,8 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::answer::{Access, ErrorCode, Outcome, Rule, Scheduled};
     use crate::model::{Deployment, DeviceState, Mode, Provider};
@@ -321,6 +356,26 @@ mod tests {
                 policy: None,
                 warnings: vec![diagnostic.clone()],
             });
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn string_stop_finds_the_first_stop(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(string_stop(&bytes), naive);
+        }
+
+        #[test]
+        fn string_stop_finds_it_among_plain_bytes(
+            plain in prop::collection::vec(0x20u8..=0xff, 0..40),
+            stop in prop::sample::select(vec![b'"', b'\\', 0, 0x1f, b'\n']),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes: Vec<u8> = plain.into_iter().map(|b| if b == b'"' || b == b'\\' { b'a' } else { b }).collect();
+            let at = at.index(bytes.len() + 1);
+            bytes.insert(at, stop);
+            prop_assert_eq!(string_stop(&bytes), Some(at));
         }
     }
 }
