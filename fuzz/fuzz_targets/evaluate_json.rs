@@ -8,7 +8,15 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
+    let typed = policy_core::evaluate_request(data);
     let answer = policy_core::evaluate_json_bytes(data);
+    // The answer's writer gives serde_json's bytes.
+    assert_eq!(answer, typed.to_json());
+    assert_eq!(
+        serde_json::to_string(&typed).ok().as_deref(),
+        Some(answer.as_str()),
+        "Answer::to_json and serde_json differ"
+    );
     let value: Value = match serde_json::from_str(&answer) {
         Ok(value) => value,
         Err(e) => panic!("answer is not JSON ({e}): {answer}"),
