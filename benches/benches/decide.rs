@@ -74,6 +74,17 @@ fn decide(c: &mut Criterion) {
         });
     });
 
+    // (b'') The same, the old way (issue 16's "before"): the event into a
+    // `serde_json::Value` and the schema walk over it, the answer written by
+    // `serde_json::to_string`.
+    let mut cycle = Cycle::new(&events);
+    group.bench_function("native/engine_evaluate_json_kept_policy_value_path", |b| {
+        b.iter(|| {
+            let event = cycle.next().as_bytes();
+            black_box(serde_json::to_string(&kept.evaluate_json_via_value(black_box(event))).unwrap())
+        });
+    });
+
     // (c) The core module in wasmtime, kept-policy fast path, one reused instance.
     let plugin = Plugin::load(EMBEDDED_MODULE, Limits::default()).unwrap();
     let mut worker = Worker::new(&plugin);

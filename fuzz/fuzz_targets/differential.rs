@@ -14,6 +14,11 @@
 //! events with and without `time`, with offsets, fractions, leap seconds and
 //! years near 0000 and 9999. Each generated request goes through all three
 //! exports too, and its event through `srs_evaluate_event` under its policy.
+//!
+//! Natively, each input also goes through both JSON readers of policy-core:
+//! the single-pass reader the entry points use and the old way (the text
+//! into a `serde_json::Value`, then the schema walk); the answers must be
+//! identical.
 
 #![no_main]
 
@@ -95,11 +100,23 @@ fn same(what: &str, native: &str, wasm: Result<String, host_runner::SandboxError
     }
 }
 
+/// The single-pass reader's answer against the old way's.
+fn readers(what: &str, new: &str, old: String) {
+    if new != old {
+        panic!("{what}: the single-pass reader and the Value path differ\nnew: {new}\nold: {old}");
+    }
+}
+
 /// One input through every export, natively and in wasmtime: `request` as an
 /// envelope, `policy` as a policy (then `event` under it, when it is kept),
 /// `event` under both fixed policies.
 fn differ(workers: &mut Workers, request: &[u8], policy: &[u8], event: &[u8]) {
     let native = policy_core::evaluate_json_bytes(request);
+    readers(
+        "evaluate_request",
+        &native,
+        policy_core::evaluate_request_via_value(request).to_json(),
+    );
     same("srs_evaluate", &native, workers.envelope.evaluate(request));
 
     let kept = Engine::from_json(policy);
@@ -119,12 +136,22 @@ fn differ(workers: &mut Workers, request: &[u8], policy: &[u8], event: &[u8]) {
     }
 
     let native = engine().evaluate_json(event).to_json();
+    readers(
+        "Engine::evaluate_json",
+        &native,
+        engine().evaluate_json_via_value(event).to_json(),
+    );
     same(
         "srs_evaluate_event",
         &native,
         workers.event.evaluate_event(event),
     );
     let native = grace_engine().evaluate_json(event).to_json();
+    readers(
+        "Engine::evaluate_json (grace policy)",
+        &native,
+        grace_engine().evaluate_json_via_value(event).to_json(),
+    );
     same(
         "srs_evaluate_event (grace policy)",
         &native,

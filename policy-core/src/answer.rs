@@ -28,15 +28,10 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// The answer as compact JSON, the bytes every implementation must agree on.
+    /// The answer as compact JSON, the bytes every implementation must agree
+    /// on: what `serde_json::to_string` makes of it, written directly.
     pub fn to_json(&self) -> String {
-        // Serializing these plain structs cannot fail: no maps with non-string keys,
-        // no floats, no custom serializers.
-        serde_json::to_string(self).unwrap_or_else(|_| {
-            String::from(
-                r#"{"type":"failure","errors":[{"code":"invalid-value","path":"","message":"answer could not be serialized"}]}"#,
-            )
-        })
+        crate::write::answer(self)
     }
 }
 

@@ -107,6 +107,16 @@ impl Sink {
     pub fn warning(&mut self, code: ErrorCode, path: &Path<'_>, message: impl Into<String>) {
         push(&mut self.warnings, || diagnostic(code, path, message));
     }
+    /// Moves the errors and warnings of `other` into this sink, keeping the cap.
+    pub fn append(&mut self, other: Sink) {
+        if other.errors.is_empty() && other.warnings.is_empty() {
+            return;
+        }
+        self.append_errors(other.errors);
+        for warning in other.warnings {
+            push(&mut self.warnings, || warning);
+        }
+    }
     /// Moves `errors` found elsewhere into this sink, keeping the cap.
     pub fn append_errors(&mut self, errors: Vec<Diagnostic>) {
         for error in errors {

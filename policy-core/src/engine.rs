@@ -17,6 +17,7 @@ use crate::model::{
     Action, ActionClass, Compliance, CompliancePolicy, Deployment, Event, Mode, Policy, Provider,
     UnknownAction,
 };
+use crate::read;
 use crate::schema::{self, EventParts, PolicyParts};
 use crate::time;
 
@@ -134,8 +135,23 @@ impl Engine {
         self.answer(sink, event, violations)
     }
 
-    /// Evaluates an event given as JSON (paths start at `event`).
+    /// Evaluates an event given as JSON (paths start at `event`): read in
+    /// one pass straight into its parts; input the reader gives up on (any
+    /// that is not well-formed JSON) is read again the old way, which words
+    /// the `malformed-json` error.
     pub fn evaluate_json(&self, event: &[u8]) -> Answer {
+        let mut sink = Sink::default();
+        match read::event(event, &mut sink) {
+            Ok(parts) => self.evaluate_parts(parts, sink),
+            Err(read::Fallback) => self.evaluate_json_via_value(event),
+        }
+    }
+
+    /// [`Engine::evaluate_json`] the old way: the text into a
+    /// `serde_json::Value`, then the schema walk over it. The same answer
+    /// for every input; kept for the differential tests and fuzz target.
+    #[doc(hidden)]
+    pub fn evaluate_json_via_value(&self, event: &[u8]) -> Answer {
         let mut sink = Sink::default();
         let parts = json::read(event, &Path::root("event"), &mut sink)
             .map(|value| schema::event(&value, &mut sink))
@@ -502,8 +518,38 @@ pub fn evaluate_json_bytes(request: &[u8]) -> String {
     evaluate_request(request).to_json()
 }
 
-/// Evaluates a request envelope given as JSON bytes.
+/// Evaluates a request envelope given as JSON bytes: the envelope and the
+/// event read in one pass, the policy's text then read as a `Value`; input
+/// the reader gives up on is read again the old way (see [`Engine::evaluate_json`]).
 pub fn evaluate_request(request: &[u8]) -> Answer {
+    let mut sink = Sink::default();
+    let Ok((policy, event)) = read::request(request, &mut sink) else {
+        return evaluate_request_via_value(request);
+    };
+    // Well-formed text, read again alone: the same `Value` as in the whole.
+    let engine = policy.and_then(|policy| {
+        json::read(policy.as_bytes(), &Path::root("policy"), &mut sink)
+            .and_then(|value| compile(&value, &mut sink))
+    });
+    let parts = match event {
+        Some((parts, errors)) => {
+            sink.append(errors);
+            parts
+        }
+        None => EventParts::default(),
+    };
+    match engine {
+        Some(engine) => engine.evaluate_parts(parts, sink),
+        None => Answer::Failure {
+            errors: sink.errors,
+        },
+    }
+}
+
+/// [`evaluate_request`] the old way: the whole text into a
+/// `serde_json::Value`, then the schema walk. Kept for the differential tests.
+#[doc(hidden)]
+pub fn evaluate_request_via_value(request: &[u8]) -> Answer {
     let mut sink = Sink::default();
     let Some(value) = json::read(request, &Path::root(""), &mut sink) else {
         return Answer::Failure {

@@ -136,10 +136,15 @@ fn kind(v: &Value) -> &'static str {
 
 /// Reports `v` as not the `expected` kind of value.
 pub fn wrong_type(v: &Value, expected: &str, path: &Path<'_>, sink: &mut Sink) {
+    wrong_kind(kind(v), expected, path, sink);
+}
+
+/// Reports a value of kind `found` (as [`kind`] names it) as not the `expected` kind.
+pub fn wrong_kind(found: &str, expected: &str, path: &Path<'_>, sink: &mut Sink) {
     sink.error(
         ErrorCode::InvalidValue,
         path,
-        format!("expected {expected}, found {}", kind(v)),
+        format!("expected {expected}, found {found}"),
     );
 }
 
@@ -212,7 +217,7 @@ impl<'v, 'p> Obj<'v, 'p> {
     }
 }
 
-fn list(names: &[&str]) -> String {
+pub fn list(names: &[&str]) -> String {
     names
         .iter()
         .map(|n| format!("`{n}`"))

@@ -19,18 +19,21 @@
 #![forbid(unsafe_code)]
 
 // Layers, lowest first: a module imports only from its own layer and earlier ones.
-// 1. Data: wire names, the inputs (SPEC §2, §3), the output (SPEC §5).
+// 1. Data: wire names, the inputs (SPEC §2, §3), the output (SPEC §5) and its writer.
 mod answer;
 mod model;
 mod names;
+mod write;
 // 2. The diagnostics base: Path, Sink, the limits.
 mod diag;
 // 3. Validation, and the pure helpers it uses (action classes, RFC 3339).
 mod actions;
 mod checks;
 mod time;
-// 4. The JSON reader, then the schema walk over what it read.
+// 4. The JSON reader, then the schema walk over what it read; and the
+//    single-pass reader of an event, which gives the same errors in one read.
 mod json;
+mod read;
 mod schema;
 // 5. The rules, the kept policy, the entry points.
 mod engine;
@@ -40,6 +43,8 @@ pub use answer::{
     Revocation, Rule, Scheduled,
 };
 pub use diag::{MAX_DIAGNOSTICS, MAX_INPUT_BYTES, MAX_ITEMS, MAX_STRING};
+#[doc(hidden)]
+pub use engine::evaluate_request_via_value;
 pub use engine::{Engine, evaluate, evaluate_json_bytes, evaluate_json_str, evaluate_request};
 pub use model::{
     Action, ActionClass, Compliance, CompliancePolicy, Deployment, Device, DeviceState, Event,

@@ -1,0 +1,802 @@
+//! The single-pass reader: JSON text straight into an event's typed parts,
+//! borrowing strings from the text, with the same errors, paths, codes and
+//! order as [`json::read`](crate::json::read) followed by the schema walk
+//! ([`schema::event`](crate::schema::event)) over the `Value` it builds.
+//!
+//! How it keeps the walk's order in one pass: each known field of an object
+//! is read into its own [`Slot`] with its own [`Sink`]; when the object ends,
+//! the slots are reported in the walk's (schema) order, then the unknown
+//! fields sorted by name, as the walk over a `serde_json::Map` (a `BTreeMap`)
+//! reports them. An object or array over [`MAX_ITEMS`] reports only that, as
+//! the walk does, though every item is still read to check the syntax.
+//!
+//! What it does not do: word a `malformed-json` error. Any input that
+//! `json::read` refuses (over [`MAX_INPUT_BYTES`], not UTF-8, a byte-order
+//! mark, a syntax error, a duplicate key, nesting over serde_json's limit, a
+//! number out of range, a bad escape) makes this reader give up with
+//! [`Fallback`], and the caller reads the input again with `json::read`,
+//! whose serde_json error text is the message the conformance vectors and
+//! the hostile-input tests pin. So a refusal costs two reads and a
+//! well-formed input one. Escaped strings and numbers other than small
+//! integers are decoded by serde_json itself, token by token, so that what
+//! counts as a valid escape or a finite number is serde_json's answer.
+//!
+//! The old path stays: the fallback needs it, and the `Deserialize` impls of
+//! [`Policy`](crate::Policy) and [`Event`] walk a `Value`; tests and the
+//! differential fuzz target compare the two on every input they make.
+
+use std::borrow::Cow;
+
+use crate::answer::ErrorCode;
+use crate::checks;
+use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
+use crate::json::{list, wrong_kind};
+use crate::model::{Action, Compliance, Device, DeviceState, Tier, User, Violation};
+use crate::names::Wire;
+use crate::schema::EventParts;
+use crate::write::string_stop;
+
+/// The input is one `json::read` refuses, or this reader cannot vouch for:
+/// read it again with `json::read`, whose error is the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fallback;
+
+type R<T> = Result<T, Fallback>;
+
+/// serde_json's nesting limit: it refuses its 128th nested array or object.
+const MAX_DEPTH: u32 = 127;
+
+/// The kind of a JSON value, from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl Kind {
+    /// As `json::kind` names a `Value`.
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Bool => "a boolean",
+            Self::Number => "a number",
+            Self::String => "a string",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
+    }
+}
+
+/// The input as text, or [`Fallback`] for what `json::read` refuses before parsing.
+fn text(bytes: &[u8]) -> R<&str> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(Fallback);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| Fallback)?;
+    if text.starts_with('\u{feff}') {
+        return Err(Fallback);
+    }
+    Ok(text)
+}
+
+/// A cursor over JSON text.
+struct Reader<'t> {
+    text: &'t str,
+    pos: usize,
+    depth: u32,
+}
+
+impl<'t> Reader<'t> {
+    const fn new(text: &'t str) -> Self {
+        Self {
+            text,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    fn byte(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    /// The next byte after whitespace (JSON's four), not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.byte() {
+            self.pos += 1;
+        }
+        self.byte()
+    }
+
+    fn eat(&mut self, b: u8) -> R<()> {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Fallback)
+        }
+    }
+
+    /// Only whitespace is left.
+    fn end(&mut self) -> R<()> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(Fallback),
+        }
+    }
+
+    /// The kind of the next value, not consumed.
+    fn kind(&mut self) -> R<Kind> {
+        match self.peek() {
+            Some(b'{') => Ok(Kind::Object),
+            Some(b'[') => Ok(Kind::Array),
+            Some(b'"') => Ok(Kind::String),
+            Some(b't' | b'f') => Ok(Kind::Bool),
+            Some(b'n') => Ok(Kind::Null),
+            Some(b'-' | b'0'..=b'9') => Ok(Kind::Number),
+            _ => Err(Fallback),
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> R<()> {
+        let end = self.pos + word.len();
+        if self.text.as_bytes().get(self.pos..end) == Some(word.as_bytes()) {
+            self.pos = end;
+            Ok(())
+        } else {
+            Err(Fallback)
+        }
+    }
+
+    fn boolean(&mut self) -> R<bool> {
+        match self.peek() {
+            Some(b't') => self.literal("true").map(|()| true),
+            Some(b'f') => self.literal("false").map(|()| false),
+            _ => Err(Fallback),
+        }
+    }
+
+    /// A string: borrowed from the text unless it has escapes, which
+    /// serde_json decodes (and refuses as it would in the whole document).
+    fn string(&mut self) -> R<Cow<'t, str>> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let bytes = self.text.as_bytes();
+        let mut escaped = false;
+        loop {
+            let rest = bytes.get(self.pos..).unwrap_or_default();
+            self.pos += string_stop(rest).ok_or(Fallback)?;
+            match bytes.get(self.pos) {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    self.pos += 2;
+                }
+                _ => return Err(Fallback),
+            }
+        }
+        let end = self.pos;
+        self.pos += 1;
+        if escaped {
+            let quoted = self.text.get(start - 1..=end).ok_or(Fallback)?;
+            serde_json::from_str::<String>(quoted)
+                .map(Cow::Owned)
+                .map_err(|_| Fallback)
+        } else {
+            self.text.get(start..end).map(Cow::Borrowed).ok_or(Fallback)
+        }
+    }
+
+    /// A number in JSON's grammar; any but a small non-negative integer is
+    /// also parsed by serde_json, which refuses one out of `f64`'s range.
+    fn number(&mut self) -> R<&'t str> {
+        self.peek();
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        let digits = |pos: &mut usize| {
+            let from = *pos;
+            while let Some(b'0'..=b'9') = bytes.get(*pos) {
+                *pos += 1;
+            }
+            if *pos == from { Err(Fallback) } else { Ok(()) }
+        };
+        let mut pos = start;
+        let mut simple = true;
+        if bytes.get(pos) == Some(&b'-') {
+            simple = false;
+            pos += 1;
+        }
+        match bytes.get(pos) {
+            Some(b'0') => pos += 1,
+            Some(b'1'..=b'9') => digits(&mut pos)?,
+            _ => return Err(Fallback),
+        }
+        if bytes.get(pos) == Some(&b'.') {
+            simple = false;
+            pos += 1;
+            digits(&mut pos)?;
+        }
+        if let Some(b'e' | b'E') = bytes.get(pos) {
+            simple = false;
+            pos += 1;
+            if let Some(b'+' | b'-') = bytes.get(pos) {
+                pos += 1;
+            }
+            digits(&mut pos)?;
+        }
+        self.pos = pos;
+        let token = self.text.get(start..pos).ok_or(Fallback)?;
+        if !simple || token.len() > 18 {
+            serde_json::from_str::<serde_json::Number>(token).map_err(|_| Fallback)?;
+        }
+        Ok(token)
+    }
+
+    /// Enters an array or object, within serde_json's nesting limit.
+    fn enter(&mut self, open: u8) -> R<()> {
+        self.eat(open)?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Fallback);
+        }
+        Ok(())
+    }
+
+    /// An object: `field` reads each value, given its key; the number of keys.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, Cow<'t, str>) -> R<()>) -> R<usize> {
+        self.enter(b'{')?;
+        let mut count = 0;
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                field(self, key)?;
+                count += 1;
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(Fallback),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(count)
+    }
+
+    /// An array: `item` reads each item, given its index; the number of items.
+    fn array(&mut self, mut item: impl FnMut(&mut Self, usize) -> R<()>) -> R<usize> {
+        self.enter(b'[')?;
+        let mut count = 0;
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                item(self, count)?;
+                count += 1;
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(b']') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(Fallback),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(count)
+    }
+
+    /// Reads and checks any value, keeping nothing; its kind.
+    fn skip(&mut self) -> R<Kind> {
+        let kind = self.kind()?;
+        match kind {
+            Kind::Null => self.literal("null")?,
+            Kind::Bool => drop(self.boolean()?),
+            Kind::Number => drop(self.number()?),
+            Kind::String => drop(self.string()?),
+            Kind::Array => drop(self.array(|r, _| r.skip().map(drop))?),
+            Kind::Object => {
+                let mut keys = Unknown::default();
+                self.object(|r, key| keys.skip(r, key))?;
+                keys.distinct()?;
+            }
+        }
+        Ok(kind)
+    }
+
+    /// Whether the next value is of kind `want`; if not, reports it as not
+    /// `expected` (as `json::wrong_type` does) and skips it.
+    fn is(&mut self, want: Kind, expected: &str, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
+        let kind = self.kind()?;
+        if kind == want {
+            return Ok(true);
+        }
+        wrong_kind(kind.name(), expected, path, sink);
+        self.skip()?;
+        Ok(false)
+    }
+}
+
+/// One known field of an object, read at most once; its errors wait in its
+/// own sink until the object ends.
+struct Slot<T> {
+    seen: bool,
+    value: Option<T>,
+    sink: Sink,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            seen: false,
+            value: None,
+            sink: Sink::default(),
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    /// Reads the field's value with `parse` at `path`; a second one is a
+    /// duplicate key.
+    fn read<'t>(
+        &mut self,
+        r: &mut Reader<'t>,
+        path: &Path<'_>,
+        parse: impl FnOnce(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<T>>,
+    ) -> R<()> {
+        if self.seen {
+            return Err(Fallback);
+        }
+        self.seen = true;
+        self.value = parse(r, path, &mut self.sink)?;
+        Ok(())
+    }
+
+    /// As `Obj::required`.
+    fn required(self, name: &str, obj: &Path<'_>, sink: &mut Sink) -> Option<T> {
+        if !self.seen {
+            let path = obj.field(name);
+            sink.error(
+                ErrorCode::MissingField,
+                &path,
+                format!("`{name}` is required"),
+            );
+            return None;
+        }
+        sink.append(self.sink);
+        self.value
+    }
+}
+
+impl<T> Slot<Option<T>> {
+    /// As `Obj::optional`, for a field read with [`nullable`].
+    fn optional(self, sink: &mut Sink) -> Result<Option<T>, ()> {
+        if !self.seen {
+            return Ok(None);
+        }
+        sink.append(self.sink);
+        self.value.ok_or(())
+    }
+}
+
+/// `parse` for an optional field, where `null` counts as absent: `Some(None)`.
+fn nullable<'t, T>(
+    parse: impl FnOnce(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<T>>,
+) -> impl FnOnce(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<Option<T>>> {
+    move |r, path, sink| {
+        if r.kind()? == Kind::Null {
+            r.literal("null")?;
+            return Ok(Some(None));
+        }
+        Ok(parse(r, path, sink)?.map(Some))
+    }
+}
+
+/// An object's unknown keys, skipped as they come and reported, sorted, at its end.
+#[derive(Default)]
+struct Unknown<'t> {
+    keys: Vec<Cow<'t, str>>,
+}
+
+impl<'t> Unknown<'t> {
+    fn skip(&mut self, r: &mut Reader<'t>, key: Cow<'t, str>) -> R<()> {
+        r.skip()?;
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// Sorts the keys as a `serde_json::Map` orders them; a duplicate is refused.
+    fn distinct(&mut self) -> R<()> {
+        if self.keys.len() > 1 {
+            self.keys.sort_unstable();
+            if self.keys.windows(2).any(|w| w.first() == w.get(1)) {
+                return Err(Fallback);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an object of `count` keys: `false` (reported) if it has too many.
+    fn check(&mut self, count: usize, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
+        self.distinct()?;
+        if count > MAX_ITEMS {
+            too_many(count, path, sink);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// As `Obj::finish`.
+    fn report(&self, known: &[&str], path: &Path<'_>, sink: &mut Sink) {
+        for key in &self.keys {
+            let message = format!(
+                "unknown field `{}`; expected one of {}",
+                clip(key),
+                list(known)
+            );
+            sink.error(ErrorCode::UnknownField, &path.field(key), message);
+        }
+    }
+}
+
+/// As `json::string`, borrowed where the text has no escapes.
+fn string<'t>(r: &mut Reader<'t>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Cow<'t, str>>> {
+    if !r.is(Kind::String, "a string", path, sink)? {
+        return Ok(None);
+    }
+    let s = r.string()?;
+    Ok(if too_long(&s, path, sink) {
+        None
+    } else {
+        Some(s)
+    })
+}
+
+fn owned_string(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<String>> {
+    Ok(string(r, path, sink)?.map(Cow::into_owned))
+}
+
+fn boolean(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<bool>> {
+    if !r.is(Kind::Bool, "true or false", path, sink)? {
+        return Ok(None);
+    }
+    r.boolean().map(Some)
+}
+
+/// As `json::one_of`.
+fn one_of<T: Wire>(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<T>> {
+    let Some(s) = string(r, path, sink)? else {
+        return Ok(None);
+    };
+    let found = s.parse().ok();
+    if found.is_none() {
+        let message = format!("`{}` is not one of {}", clip(&s), list(T::NAMES));
+        sink.error(ErrorCode::InvalidValue, path, message);
+    }
+    Ok(found)
+}
+
+/// As `json::array`: at most [`MAX_ITEMS`] items, each parsed at its index.
+fn array<'t, T>(
+    mut parse: impl FnMut(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<T>>,
+) -> impl FnOnce(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<Vec<T>>> {
+    move |r, path, sink| {
+        if !r.is(Kind::Array, "an array", path, sink)? {
+            return Ok(None);
+        }
+        let mut items = Sink::default();
+        let mut out = Vec::new();
+        let mut valid = true;
+        let count = r.array(|r, i| {
+            if i >= MAX_ITEMS {
+                return r.skip().map(drop);
+            }
+            match parse(r, &path.index(i), &mut items)? {
+                Some(item) => out.push(item),
+                None => valid = false,
+            }
+            Ok(())
+        })?;
+        if count > MAX_ITEMS {
+            too_many(count, path, sink);
+            return Ok(None);
+        }
+        sink.append(items);
+        Ok(valid.then_some(out))
+    }
+}
+
+/// As `json::checked`: `parse`, then `check` on what it read.
+fn checked<'t, T>(
+    parse: impl FnOnce(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<T>>,
+    check: impl FnOnce(&T, &Path<'_>, &mut Sink),
+) -> impl FnOnce(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<T>> {
+    move |r, path, sink| {
+        let parsed = parse(r, path, sink)?;
+        if let Some(parsed) = &parsed {
+            check(parsed, path, sink);
+        }
+        Ok(parsed)
+    }
+}
+
+/// Whether the next value is an object (as `Obj::new` asks), else reported.
+fn is_object(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
+    r.is(Kind::Object, "an object", path, sink)
+}
+
+/// An event given as JSON, as `json::read` then `schema::event` read it,
+/// errors into `sink`; [`Fallback`] (with `sink` to be dropped) for input
+/// `json::read` refuses.
+pub fn event(bytes: &[u8], sink: &mut Sink) -> R<EventParts> {
+    let mut r = Reader::new(text(bytes)?);
+    let parts = event_value(&mut r, &Path::root("event"), sink)?;
+    r.end()?;
+    Ok(parts)
+}
+
+/// A request envelope `{"policy": …, "event": …}` as `json::read` then
+/// `schema::request` read it, errors into `sink`: the policy's text (well
+/// formed, for `json::read` to read again), and the event's parts with their
+/// errors, which the caller reports after the policy's.
+#[expect(
+    clippy::type_complexity,
+    reason = "two halves, each as the caller reports it"
+)]
+pub fn request<'t>(
+    bytes: &'t [u8],
+    sink: &mut Sink,
+) -> R<(Option<&'t str>, Option<(EventParts, Sink)>)> {
+    let mut r = Reader::new(text(bytes)?);
+    let root = Path::root("");
+    if !is_object(&mut r, &root, sink)? {
+        r.end()?;
+        return Ok((None, None));
+    }
+    let mut policy: Slot<&str> = Slot::default();
+    let mut event: Slot<EventParts> = Slot::default();
+    let mut unknown = Unknown::default();
+    let event_path = Path::root("event");
+    let count = r.object(|r, key| match key.as_ref() {
+        "policy" => policy.read(r, &root, |r, _, _| {
+            let start = r.pos;
+            r.skip()?;
+            Ok(r.text.get(start..r.pos))
+        }),
+        "event" => event.read(r, &root, |r, _, sink| {
+            event_value(r, &event_path, sink).map(Some)
+        }),
+        _ => unknown.skip(r, key),
+    })?;
+    r.end()?;
+    if !unknown.check(count, &root, sink)? {
+        return Ok((None, None));
+    }
+    let policy = policy.required("policy", &root, sink);
+    // The event's errors are the caller's to report, after the policy's.
+    let event = if event.seen {
+        event.value.map(|parts| (parts, event.sink))
+    } else {
+        event
+            .required("event", &root, sink)
+            .map(|p| (p, Sink::default()))
+    };
+    unknown.report(&["policy", "event"], &root, sink);
+    Ok((policy, event))
+}
+
+/// As `schema::event`.
+fn event_value(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<EventParts> {
+    if !is_object(r, path, sink)? {
+        return Ok(EventParts::default());
+    }
+    let mut id = Slot::default();
+    let mut time = Slot::default();
+    let mut device = Slot::default();
+    let mut user = Slot::default();
+    let mut compliance = Slot::default();
+    let mut unknown = Unknown::default();
+    let count = r.object(|r, key| match key.as_ref() {
+        "id" => id.read(
+            r,
+            &path.field("id"),
+            checked(owned_string, |id: &String, path, sink| {
+                checks::id(id, path, sink);
+            }),
+        ),
+        "time" => time.read(
+            r,
+            &path.field("time"),
+            nullable(checked(owned_string, |t: &String, path, sink| {
+                checks::time(t, path, sink);
+            })),
+        ),
+        "device" => device.read(
+            r,
+            &path.field("device"),
+            checked(self::device, checks::device),
+        ),
+        "user" => user.read(r, &path.field("user"), checked(self::user, checks::user)),
+        "compliance" => compliance.read(
+            r,
+            &path.field("compliance"),
+            checked(self::compliance, checks::compliance),
+        ),
+        _ => unknown.skip(r, key),
+    })?;
+    if !unknown.check(count, path, sink)? {
+        return Ok(EventParts::default());
+    }
+    let parts = EventParts {
+        id: id.required("id", path, sink),
+        time: time.optional(sink).ok(),
+        device: device.required("device", path, sink),
+        user: user.required("user", path, sink),
+        compliance: compliance.required("compliance", path, sink),
+    };
+    unknown.report(&["id", "time", "device", "user", "compliance"], path, sink);
+    Ok(parts)
+}
+
+fn device(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Device>> {
+    if !is_object(r, path, sink)? {
+        return Ok(None);
+    }
+    let mut id = Slot::default();
+    let mut state = Slot::default();
+    let mut platform = Slot::default();
+    let mut unknown = Unknown::default();
+    let count = r.object(|r, key| match key.as_ref() {
+        "id" => id.read(r, &path.field("id"), owned_string),
+        "state" => state.read(r, &path.field("state"), one_of::<DeviceState>),
+        "platform" => platform.read(r, &path.field("platform"), nullable(owned_string)),
+        _ => unknown.skip(r, key),
+    })?;
+    if !unknown.check(count, path, sink)? {
+        return Ok(None);
+    }
+    let id = id.required("id", path, sink);
+    let state = state.required("state", path, sink);
+    let platform = platform.optional(sink);
+    unknown.report(&["id", "state", "platform"], path, sink);
+    Ok(match (id, state, platform) {
+        (Some(id), Some(state), Ok(platform)) => Some(Device {
+            id,
+            state,
+            platform,
+        }),
+        _ => None,
+    })
+}
+
+fn user(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<User>> {
+    if !is_object(r, path, sink)? {
+        return Ok(None);
+    }
+    let mut upn = Slot::default();
+    let mut email = Slot::default();
+    let mut unknown = Unknown::default();
+    let count = r.object(|r, key| match key.as_ref() {
+        "upn" => upn.read(r, &path.field("upn"), nullable(owned_string)),
+        "email" => email.read(r, &path.field("email"), nullable(owned_string)),
+        _ => unknown.skip(r, key),
+    })?;
+    if !unknown.check(count, path, sink)? {
+        return Ok(None);
+    }
+    let upn = upn.optional(sink);
+    let email = email.optional(sink);
+    unknown.report(&["upn", "email"], path, sink);
+    Ok(match (upn, email) {
+        (Ok(upn), Ok(email)) => Some(User { upn, email }),
+        _ => None,
+    })
+}
+
+fn compliance(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Compliance>> {
+    if !is_object(r, path, sink)? {
+        return Ok(None);
+    }
+    let mut compliant = Slot::default();
+    let mut violations = Slot::default();
+    let mut unknown = Unknown::default();
+    let count = r.object(|r, key| match key.as_ref() {
+        "compliant" => compliant.read(r, &path.field("compliant"), boolean),
+        "violations" => violations.read(r, &path.field("violations"), nullable(array(violation))),
+        _ => unknown.skip(r, key),
+    })?;
+    if !unknown.check(count, path, sink)? {
+        return Ok(None);
+    }
+    let compliant = compliant.required("compliant", path, sink);
+    let violations = violations.optional(sink);
+    unknown.report(&["compliant", "violations"], path, sink);
+    Ok(match (compliant, violations) {
+        (Some(compliant), Ok(violations)) => Some(Compliance {
+            compliant,
+            violations: violations.unwrap_or_default(),
+        }),
+        _ => None,
+    })
+}
+
+fn violation(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Violation>> {
+    if !is_object(r, path, sink)? {
+        return Ok(None);
+    }
+    let mut policy = Slot::default();
+    let mut actions = Slot::default();
+    let mut unknown = Unknown::default();
+    let count = r.object(|r, key| match key.as_ref() {
+        "policy" => policy.read(r, &path.field("policy"), owned_string),
+        "actions" => actions.read(r, &path.field("actions"), nullable(array(action))),
+        _ => unknown.skip(r, key),
+    })?;
+    if !unknown.check(count, path, sink)? {
+        return Ok(None);
+    }
+    let policy = policy.required("policy", path, sink);
+    let actions = actions.optional(sink);
+    unknown.report(&["policy", "actions"], path, sink);
+    Ok(match (policy, actions) {
+        (Some(policy), Ok(actions)) => Some(Violation { policy, actions }),
+        _ => None,
+    })
+}
+
+/// As `schema::action`: a name, or an action-tier object.
+fn action(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Action>> {
+    match r.kind()? {
+        Kind::String => Ok(string(r, path, sink)?.map(|name| Action::Name(name.into_owned()))),
+        Kind::Object => tier(r, path, sink),
+        other => {
+            wrong_kind(
+                other.name(),
+                "an action name or an action-tier object",
+                path,
+                sink,
+            );
+            r.skip()?;
+            Ok(None)
+        }
+    }
+}
+
+fn tier(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Action>> {
+    const FLAGS: [&str; 4] = ["alert", "block", "quarantine", "wipe"];
+    let mut flags: [Slot<Option<bool>>; 4] = Default::default();
+    let mut unknown = Unknown::default();
+    let count = r.object(|r, key| {
+        match FLAGS
+            .iter()
+            .zip(flags.iter_mut())
+            .find(|(name, _)| **name == key.as_ref())
+        {
+            Some((name, slot)) => slot.read(r, &path.field(name), nullable(boolean)),
+            None => unknown.skip(r, key),
+        }
+    })?;
+    if !unknown.check(count, path, sink)? {
+        return Ok(None);
+    }
+    let [alert, block, quarantine, wipe] = flags.map(|flag| flag.optional(sink));
+    unknown.report(&FLAGS, path, sink);
+    Ok(match (alert, block, quarantine, wipe) {
+        (Ok(alert), Ok(block), Ok(quarantine), Ok(wipe)) => Some(Action::Tier(Tier {
+            alert: alert.unwrap_or(false),
+            block: block.unwrap_or(false),
+            quarantine: quarantine.unwrap_or(false),
+            wipe: wipe.unwrap_or(false),
+        })),
+        _ => None,
+    })
+}

@@ -1,0 +1,381 @@
+//! The answer as compact JSON, written directly: the same bytes as
+//! `serde_json::to_string` on the derived `Serialize` (field order, `type`
+//! first, optional fields left out, serde_json's string escapes), without its
+//! serializer's generic machinery. Tests compare the two on every answer the
+//! conformance vectors and the reader's differential tests make.
+
+use std::fmt::Write as _;
+
+use crate::answer::{Answer, Decision, Diagnostic, Matched, PolicySummary, Reason, Revocation};
+use crate::model::{Action, Tier};
+
+/// [`Answer::to_json`].
+pub fn answer(answer: &Answer) -> String {
+    let mut w = Writer(String::with_capacity(512));
+    match answer {
+        Answer::Success {
+            decision,
+            policy,
+            warnings,
+        } => {
+            w.raw(r#"{"type":"success""#);
+            if let Some(decision) = decision {
+                w.raw(r#","decision":"#);
+                w.decision(decision);
+            }
+            if let Some(policy) = policy {
+                w.raw(r#","policy":"#);
+                w.summary(policy);
+            }
+            w.raw(r#","warnings":"#);
+            w.list(warnings, Writer::diagnostic);
+        }
+        Answer::Failure { errors } => {
+            w.raw(r#"{"type":"failure","errors":"#);
+            w.list(errors, Writer::diagnostic);
+        }
+    }
+    w.raw("}");
+    w.0
+}
+
+/// Where the first `"`, `\\` or control character (below 0x20) is in
+/// `bytes`, the bytes a JSON string escapes (and where the reader stops):
+/// eight bytes at a time, then one at a time.
+pub fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // High bit set in each byte below `n` (exact up to the first such byte,
+    // which is all `trailing_zeros` looks at).
+    const fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * n as u64) & !w & HIGH
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let found = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
+struct Writer(String);
+
+impl Writer {
+    fn raw(&mut self, s: &str) {
+        self.0.push_str(s);
+    }
+
+    /// A JSON string as serde_json writes it: `"` and `\` escaped, the
+    /// control characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
+    fn str(&mut self, s: &str) {
+        self.0.push('"');
+        let mut rest = s;
+        while let Some(at) = string_stop(rest.as_bytes()) {
+            let (plain, from) = rest.split_at_checked(at).unwrap_or_default();
+            self.0.push_str(plain);
+            let b = from.bytes().next().unwrap_or_default();
+            let short = match b {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'\n' => 'n',
+                b'\r' => 'r',
+                b'\t' => 't',
+                0x08 => 'b',
+                0x0c => 'f',
+                _ => 'u',
+            };
+            self.0.push('\\');
+            self.0.push(short);
+            if short == 'u' {
+                self.0.push_str("00");
+                for digit in [b >> 4, b & 0xf] {
+                    self.0
+                        .push(char::from_digit(u32::from(digit), 16).unwrap_or('0'));
+                }
+            }
+            rest = from.get(1..).unwrap_or_default();
+        }
+        self.0.push_str(rest);
+        self.0.push('"');
+    }
+
+    /// A wire name: never anything to escape.
+    fn name(&mut self, s: &str) {
+        self.0.push('"');
+        self.0.push_str(s);
+        self.0.push('"');
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.raw(if b { "true" } else { "false" });
+    }
+
+    fn u32(&mut self, n: u32) {
+        let _ = write!(self.0, "{n}");
+    }
+
+    fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
+        self.0.push('[');
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            item(self, x);
+        }
+        self.0.push(']');
+    }
+
+    fn diagnostic(&mut self, d: &Diagnostic) {
+        self.raw(r#"{"code":"#);
+        self.name(d.code.as_str());
+        self.raw(r#","path":"#);
+        self.str(&d.path);
+        self.raw(r#","message":"#);
+        self.str(&d.message);
+        self.raw("}");
+    }
+
+    fn summary(&mut self, p: &PolicySummary) {
+        self.raw(r#"{"providers":"#);
+        self.list(&p.providers, |w, p| w.name(p.as_str()));
+        self.raw(r#","mode":"#);
+        self.name(p.mode.as_str());
+        self.raw(r#","grace_seconds":"#);
+        self.u32(p.grace_seconds);
+        self.raw("}");
+    }
+
+    fn decision(&mut self, d: &Decision) {
+        self.raw(r#"{"event_id":"#);
+        self.str(&d.event_id);
+        self.raw(r#","outcome":"#);
+        self.name(d.outcome.as_str());
+        self.raw(r#","enforced":"#);
+        self.bool(d.enforced);
+        self.raw(r#","access":"#);
+        self.name(d.access.as_str());
+        self.raw(r#","revocations":"#);
+        self.list(&d.revocations, Self::revocation);
+        if let Some(scheduled) = &d.scheduled {
+            self.raw(r#","scheduled":{"due":"#);
+            self.str(&scheduled.due);
+            self.raw(r#","revocations":"#);
+            self.list(&scheduled.revocations, Self::revocation);
+            self.raw("}");
+        }
+        self.raw(r#","reasons":"#);
+        self.list(&d.reasons, Self::reason);
+        self.raw("}");
+    }
+
+    fn revocation(&mut self, r: &Revocation) {
+        self.raw(r#"{"provider":"#);
+        self.name(r.provider.as_str());
+        self.raw(r#","subject":"#);
+        self.str(&r.subject);
+        self.raw("}");
+    }
+
+    fn reason(&mut self, r: &Reason) {
+        self.raw(r#"{"rule":"#);
+        self.name(r.rule.as_str());
+        self.raw(r#","message":"#);
+        self.str(&r.message);
+        self.raw(r#","matched":"#);
+        self.list(&r.matched, Self::matched);
+        self.raw("}");
+    }
+
+    fn matched(&mut self, m: &Matched) {
+        match m {
+            Matched::Action { policy, action } => {
+                self.raw(r#"{"policy":"#);
+                self.str(policy);
+                self.raw(r#","action":"#);
+                self.action(action);
+            }
+            Matched::State { state } => {
+                self.raw(r#"{"state":"#);
+                self.name(state.as_str());
+            }
+            Matched::User { user } => {
+                self.raw(r#"{"user":"#);
+                self.str(user);
+            }
+            Matched::Deployment { deployment } => {
+                self.raw(r#"{"deployment":"#);
+                self.name(deployment.as_str());
+            }
+            Matched::Grace { grace_seconds, due } => {
+                self.raw(r#"{"grace_seconds":"#);
+                self.u32(*grace_seconds);
+                self.raw(r#","due":"#);
+                self.str(due);
+            }
+        }
+        self.raw("}");
+    }
+
+    fn action(&mut self, a: &Action) {
+        match a {
+            Action::Name(name) => self.str(name),
+            Action::Tier(Tier {
+                alert,
+                block,
+                quarantine,
+                wipe,
+            }) => {
+                self.raw(r#"{"alert":"#);
+                self.bool(*alert);
+                self.raw(r#","block":"#);
+                self.bool(*block);
+                self.raw(r#","quarantine":"#);
+                self.bool(*quarantine);
+                self.raw(r#","wipe":"#);
+                self.bool(*wipe);
+                self.raw("}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::answer::{Access, ErrorCode, Outcome, Rule, Scheduled};
+    use crate::model::{Deployment, DeviceState, Mode, Provider};
+
+    fn same(answer: &Answer) {
+        assert_eq!(
+            super::answer(answer),
+            serde_json::to_string(answer).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_shape_as_serde_json_writes_it() {
+        let every_byte: String = (0u8..=0x7f)
+            .map(char::from)
+            .chain("é€😀\u{2028}".chars())
+            .collect();
+        let diagnostic = Diagnostic {
+            code: ErrorCode::UnknownField,
+            path: every_byte.clone(),
+            message: "say \"hi\" \\ to\n\t the\u{1f}".into(),
+        };
+        let revocation = Revocation {
+            provider: Provider::GoogleWorkspace,
+            subject: every_byte.clone(),
+        };
+        same(&Answer::Failure { errors: vec![] });
+        same(&Answer::Failure {
+            errors: vec![diagnostic.clone(), diagnostic.clone()],
+        });
+        same(&Answer::Success {
+            decision: None,
+            policy: None,
+            warnings: vec![],
+        });
+        same(&Answer::Success {
+            decision: None,
+            policy: Some(Box::new(PolicySummary {
+                providers: vec![Provider::Office365, Provider::GoogleWorkspace],
+                mode: Mode::ReportOnly,
+                grace_seconds: u32::MAX,
+            })),
+            warnings: vec![diagnostic.clone()],
+        });
+        for scheduled in [
+            None,
+            Some(Box::new(Scheduled {
+                due: "2026-01-01T00:00:00Z".into(),
+                revocations: vec![revocation.clone(), revocation.clone()],
+            })),
+        ] {
+            same(&Answer::Success {
+                decision: Some(Decision {
+                    event_id: every_byte.clone(),
+                    outcome: Outcome::Grace,
+                    enforced: false,
+                    access: Access::Allow,
+                    revocations: vec![revocation.clone()],
+                    scheduled,
+                    reasons: vec![
+                        Reason {
+                            rule: Rule::BlockingAction,
+                            message: every_byte.clone(),
+                            matched: vec![
+                                Matched::Action {
+                                    policy: "p".into(),
+                                    action: Action::Name("\u{0}".into()),
+                                },
+                                Matched::Action {
+                                    policy: "p".into(),
+                                    action: Action::Tier(Tier {
+                                        alert: true,
+                                        block: false,
+                                        quarantine: true,
+                                        wipe: false,
+                                    }),
+                                },
+                                Matched::State {
+                                    state: DeviceState::RetirePending,
+                                },
+                                Matched::User { user: "u".into() },
+                                Matched::Deployment {
+                                    deployment: Deployment::AccessStandaloneSentry,
+                                },
+                                Matched::Grace {
+                                    grace_seconds: 0,
+                                    due: "d".into(),
+                                },
+                            ],
+                        },
+                        Reason {
+                            rule: Rule::Compliant,
+                            message: String::new(),
+                            matched: vec![],
+                        },
+                    ],
+                }),
+                policy: None,
+                warnings: vec![diagnostic.clone()],
+            });
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn string_stop_finds_the_first_stop(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(string_stop(&bytes), naive);
+        }
+
+        #[test]
+        fn string_stop_finds_it_among_plain_bytes(
+            plain in prop::collection::vec(0x20u8..=0xff, 0..40),
+            stop in prop::sample::select(vec![b'"', b'\\', 0, 0x1f, b'\n']),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes: Vec<u8> = plain.into_iter().map(|b| if b == b'"' || b == b'\\' { b'a' } else { b }).collect();
+            let at = at.index(bytes.len() + 1);
+            bytes.insert(at, stop);
+            prop_assert_eq!(string_stop(&bytes), Some(at));
+        }
+    }
+}
