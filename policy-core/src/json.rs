@@ -65,6 +65,17 @@ pub fn read(bytes: &[u8], path: &Path<'_>, sink: &mut Sink) -> Option<Value> {
     }
 }
 
+/// One JSON value parsed as [`read`] parses it, without diagnostics: for a
+/// reader that leaves a token (an escaped string, a number) to serde_json.
+/// Through the same visitor as `read`, so the wasm builds carry one
+/// serde_json parser, not one per target type.
+pub fn token(text: &str) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    StrictValue::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v.0))
+        .ok()
+}
+
 /// A JSON value whose objects have no duplicate keys.
 struct StrictValue(Value);
 

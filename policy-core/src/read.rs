@@ -27,10 +27,12 @@
 
 use std::borrow::Cow;
 
+use serde_json::Value;
+
 use crate::answer::ErrorCode;
 use crate::checks;
 use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
-use crate::json::{list, wrong_kind};
+use crate::json::{self, list, wrong_kind};
 use crate::model::{Action, Compliance, Device, DeviceState, Tier, User, Violation};
 use crate::names::Wire;
 use crate::schema::EventParts;
@@ -182,9 +184,10 @@ impl<'t> Reader<'t> {
         self.pos += 1;
         if escaped {
             let quoted = self.text.get(start - 1..=end).ok_or(Fallback)?;
-            serde_json::from_str::<String>(quoted)
-                .map(Cow::Owned)
-                .map_err(|_| Fallback)
+            match json::token(quoted) {
+                Some(Value::String(s)) => Ok(Cow::Owned(s)),
+                _ => Err(Fallback),
+            }
         } else {
             self.text.get(start..end).map(Cow::Borrowed).ok_or(Fallback)
         }
@@ -230,7 +233,9 @@ impl<'t> Reader<'t> {
         self.pos = pos;
         let token = self.text.get(start..pos).ok_or(Fallback)?;
         if !simple || token.len() > 18 {
-            serde_json::from_str::<serde_json::Number>(token).map_err(|_| Fallback)?;
+            let Some(Value::Number(_)) = json::token(token) else {
+                return Err(Fallback);
+            };
         }
         Ok(token)
     }
