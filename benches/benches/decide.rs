@@ -81,7 +81,9 @@ fn decide(c: &mut Criterion) {
     group.bench_function("native/engine_evaluate_json_kept_policy_value_path", |b| {
         b.iter(|| {
             let event = cycle.next().as_bytes();
-            black_box(serde_json::to_string(&kept.evaluate_json_via_value(black_box(event))).unwrap())
+            black_box(
+                serde_json::to_string(&kept.evaluate_json_via_value(black_box(event))).unwrap(),
+            )
         });
     });
 

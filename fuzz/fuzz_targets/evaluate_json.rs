@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
     // The single-pass reader answers as the old way (a `serde_json::Value`,
     // then the schema walk) does.
     let old = policy_core::evaluate_request_via_value(data).to_json();
-    assert_eq!(answer, old, "the single-pass reader and the Value path differ");
+    assert_eq!(
+        answer, old,
+        "the single-pass reader and the Value path differ"
+    );
     // The str entry point gives the same bytes for UTF-8 input.
     if let Ok(text) = std::str::from_utf8(data) {
         assert_eq!(policy_core::evaluate_json_str(text), answer);
