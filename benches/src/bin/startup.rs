@@ -36,7 +36,12 @@ fn main() -> anyhow::Result<()> {
     let policy = Path::new("examples/policy.json");
     let warm = dir.path().join("warm-cache");
     // One start fills the warm cache.
-    eval(&srs, policy, &event, warm.as_os_str().to_str().unwrap_or("off"))?;
+    eval(
+        &srs,
+        policy,
+        &event,
+        warm.as_os_str().to_str().unwrap_or("off"),
+    )?;
 
     let (mut version, mut off, mut cold, mut hot) = (vec![], vec![], vec![], vec![]);
     for i in 0..starts {
