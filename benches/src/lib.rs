@@ -145,6 +145,31 @@ pub fn native_decision_json(answer: &str) -> Result<Option<Json>> {
     Ok(Some(decision))
 }
 
+/// The first command-line argument as a count, else `default`.
+pub fn count_arg(default: usize) -> Result<usize> {
+    Ok(std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()
+        .context("the argument is a count")?
+        .unwrap_or(default))
+}
+
+/// The `srs` binary to measure: `$SRS_BIN`, else the release build, which
+/// must exist.
+pub fn srs_bin() -> Result<std::path::PathBuf> {
+    let srs = std::env::var_os("SRS_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target/release/srs"));
+    if !srs.exists() {
+        bail!(
+            "{} is missing: cargo build --release -p host-runner",
+            srs.display()
+        );
+    }
+    Ok(srs)
+}
+
 /// The median of some timings (NaN for none).
 pub fn median(mut seconds: Vec<f64>) -> f64 {
     seconds.sort_by(f64::total_cmp);

@@ -9,7 +9,7 @@
 #![expect(clippy::indexing_slicing, reason = "benchmark harness")]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
@@ -22,19 +22,8 @@ const SECRET_ENV: &str = "SRS_BENCH_O365_SECRET";
 const ROUNDS: usize = 3;
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(6_000);
-    let srs = std::env::var_os("SRS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/release/srs"));
-    anyhow::ensure!(
-        srs.exists(),
-        "{} is missing: cargo build --release -p host-runner",
-        srs.display()
-    );
+    let n = srs_bench::count_arg(6_000)?;
+    let srs = srs_bench::srs_bin()?;
     // fsync on, as SQLite's journal syncs every commit (`synchronous = FULL`).
     let cluster = TempPostgres::start_durable()?;
     println!(

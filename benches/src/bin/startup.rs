@@ -7,26 +7,15 @@
 //!
 //! Run: `cargo build --release -p host-runner && cargo run --release -p srs-bench --bin startup [STARTS]`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use srs_bench::median;
 
 fn main() -> anyhow::Result<()> {
-    let starts: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(30);
-    let srs = std::env::var_os("SRS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/release/srs"));
-    anyhow::ensure!(
-        srs.exists(),
-        "{} is missing: cargo build --release -p host-runner",
-        srs.display()
-    );
+    let starts = srs_bench::count_arg(30)?;
+    let srs = srs_bench::srs_bin()?;
     let dir = tempfile::tempdir()?;
     let event = dir.path().join("event.json");
     std::fs::write(

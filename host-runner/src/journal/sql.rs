@@ -1029,10 +1029,20 @@ fn keep_bodies(tx: &mut dyn Tx, new: &[(&NewEvent<'_>, i64)]) -> Result<(), Jour
         .filter_map(|&(e, _)| body_row(e))
         .flatten()
         .collect();
-    if args.is_empty() {
-        return Ok(());
+    run_rows(tx, keep_bodies_sql, 6, &args)
+}
+
+/// Runs `sql(n)` for the `n` rows of `width` values in `args`; nothing when
+/// there are none.
+fn run_rows(
+    tx: &mut dyn Tx,
+    sql: fn(usize) -> String,
+    width: usize,
+    args: &[V],
+) -> Result<(), JournalError> {
+    if !args.is_empty() {
+        tx.run(&sql(args.len() / width), args)?;
     }
-    tx.run(&keep_bodies_sql(args.len() / 6), &args)?;
     Ok(())
 }
 
@@ -1044,11 +1054,7 @@ fn upsert_devices(tx: &mut dyn Tx, real: &[(&NewEvent<'_>, i64)]) -> Result<(), 
         .filter_map(|&(e, seq)| Some(device_row(e, e.device.as_ref()?, seq)))
         .flatten()
         .collect();
-    if args.is_empty() {
-        return Ok(());
-    }
-    tx.run(&upsert_devices_sql(args.len() / 8), &args)?;
-    Ok(())
+    run_rows(tx, upsert_devices_sql, 8, &args)
 }
 
 /// Moves the device's verdict to this event unless it has a newer one (a
@@ -1256,11 +1262,7 @@ fn insert_deliveries(tx: &mut dyn Tx, enforced: &[&NewEvent<'_>]) -> Result<(), 
         .iter()
         .flat_map(|e| e.deliveries.iter().flat_map(|d| delivery_row(e, d)))
         .collect();
-    if args.is_empty() {
-        return Ok(());
-    }
-    tx.run(&pending_deliveries_sql(args.len() / 8), &args)?;
-    Ok(())
+    run_rows(tx, pending_deliveries_sql, 8, &args)
 }
 
 /// Cancels the device's scheduled SETs.
