@@ -1291,6 +1291,35 @@ fn claims_are_exclusive_until_the_lease_ends(store: &dyn Store) {
     );
 }
 
+/// A set whose events push many SETs each stays within each database's
+/// limit on a statement's parameters (SQLite's is 32,766): 64 events with
+/// 300 receivers each are 19,200 SETs, 153,600 values.
+fn a_set_with_many_sets_to_push_fits_the_databases_limits(store: &dyn Store) {
+    let j = store.open();
+    let ids: Vec<String> = (0..64).map(|i| format!("e{i}")).collect();
+    let devices: Vec<String> = (0..64).map(|i| format!("d{i}")).collect();
+    let receivers: Vec<String> = (0..300).map(|k| format!("rx-{k}")).collect();
+    let jtis: Vec<Vec<String>> = (0..64)
+        .map(|i| (0..300).map(|k| format!("jti-{i}-{k}")).collect())
+        .collect();
+    let deliveries: Vec<Vec<NewDelivery<'_>>> = (0..64)
+        .map(|i| {
+            (0..300)
+                .map(|k| announce(&receivers[k], &jtis[i][k], &devices[i]))
+                .collect()
+        })
+        .collect();
+    let events: Vec<NewEvent<'_>> = (0..64)
+        .map(|i| NewEvent {
+            deliveries: &deliveries[i],
+            ..on_device(event(&ids[i], ALICE_O365), &devices[i], 100, Access::Block)
+        })
+        .collect();
+    let recorded = j.record_events(&events).unwrap();
+    assert!(recorded.iter().all(|r| matches!(r, Recorded::New { .. })));
+    assert_eq!(j.pending_deliveries().unwrap().len(), 64 * 300);
+}
+
 /// What a journal holds, task and delivery ids left out (PostgreSQL's
 /// sequences skip numbers on conflicts, differently for one statement per
 /// event and one per set).
@@ -1592,6 +1621,7 @@ on_both_backends!(
     attempts_on_finished_or_unknown_tasks_are_refused,
     report_only_and_no_action_events_create_no_tasks,
     an_unknown_outcome_is_refused,
+    a_set_with_many_sets_to_push_fits_the_databases_limits,
     claims_are_exclusive_until_the_lease_ends,
     events_are_listed_newest_first_and_found_by_user_or_device,
 );

@@ -1032,16 +1032,21 @@ fn keep_bodies(tx: &mut dyn Tx, new: &[(&NewEvent<'_>, i64)]) -> Result<(), Jour
     run_rows(tx, keep_bodies_sql, 6, &args)
 }
 
-/// Runs `sql(n)` for the `n` rows of `width` values in `args`; nothing when
-/// there are none.
+/// Rows per multi-row statement, at most: far below either database's
+/// limit on parameters (SQLite's is 32,766) whatever a set holds (its SETs
+/// grow with the receivers).
+const MAX_ROWS: usize = 256;
+
+/// Runs `sql(n)` for the rows of `width` values in `args`, up to
+/// [`MAX_ROWS`] a statement; nothing when there are none.
 fn run_rows(
     tx: &mut dyn Tx,
     sql: fn(usize) -> String,
     width: usize,
     args: &[V],
 ) -> Result<(), JournalError> {
-    if !args.is_empty() {
-        tx.run(&sql(args.len() / width), args)?;
+    for rows in args.chunks(width * MAX_ROWS) {
+        tx.run(&sql(rows.len() / width), rows)?;
     }
     Ok(())
 }
