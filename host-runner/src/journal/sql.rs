@@ -480,14 +480,14 @@ fn claim_tasks_in(
     let mut claimed = HashSet::new();
     for chunk in ids.chunks(CLAIM_CHUNK) {
         let width = chunk.len().next_power_of_two();
-        let places: Vec<String> = (4..4 + width).map(|n| format!("${n}")).collect();
+
         let sql = format!(
             "UPDATE tasks SET claimed_by = $1, lease_until = $3
              WHERE id IN ({}) AND {PENDING_BY_ID}
                AND (claimed_by IS NULL OR claimed_by = $1 OR lease_until IS NULL
                     OR lease_until < $2)
              RETURNING id",
-            places.join(", ")
+            places(4, width)
         );
         let mut args: Vec<V> = vec![owner.into(), now_ms.into(), until_ms.into()];
         let last = chunk.last().copied().unwrap_or_default();
@@ -702,13 +702,7 @@ fn pending_for<'e>(
 /// Whether the device has scheduled tasks or SETs (what a later decision
 /// may cancel or make due).
 fn has_schedule(tx: &mut dyn Tx, device: &str) -> Result<bool, JournalError> {
-    let row = one(
-        tx,
-        "SELECT (SELECT count(*) FROM tasks WHERE device_id = $1 AND state = 'scheduled')
-              + (SELECT count(*) FROM deliveries WHERE device_id = $1 AND state = 'scheduled')",
-        &[device.into()],
-    )?;
-    Ok(row.map(|row| row.int(0)).transpose()?.unwrap_or(0) > 0)
+    Ok(!scheduled_among(tx, &[device.into()])?.is_empty())
 }
 
 /// Counts by state from `sql`, which selects (state, count).
@@ -932,6 +926,11 @@ fn scheduled_devices(
         .filter(|e| !e.dry_run)
         .filter_map(|e| e.device.as_ref().map(|d| d.device_id.into()))
         .collect();
+    scheduled_among(tx, &devices)
+}
+
+/// Which of `devices` have scheduled tasks or SETs.
+fn scheduled_among(tx: &mut dyn Tx, devices: &[V]) -> Result<HashSet<String>, JournalError> {
     if devices.is_empty() {
         return Ok(HashSet::new());
     }
@@ -942,7 +941,7 @@ fn scheduled_devices(
              UNION SELECT device_id FROM deliveries
                    WHERE state = 'scheduled' AND device_id IN ({list})"
         ),
-        &devices,
+        devices,
     )?
     .iter()
     .map(|row| row.text(0))
