@@ -190,3 +190,31 @@ fn a_postgres_journal_from_a_newer_srs_is_refused() {
         "{err}"
     );
 }
+
+/// The pool hands out connections without testing them first; one the
+/// server closed (here by a restart) fails its `BEGIN`, before anything
+/// happened, and the journal goes on with a new one: no call fails.
+#[test]
+fn connections_a_restart_closed_are_replaced_without_an_error() {
+    use host_runner::journal::{Durability, open};
+
+    let cluster = TempPostgres::start().unwrap();
+    let url = cluster.create_database("srs_restart").unwrap();
+    let journal = open(std::path::Path::new(&url), Durability::Full).unwrap();
+    // Several connections in the pool, all idle.
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let journal = &journal;
+            s.spawn(move || {
+                journal.put_stream(&format!("s{i}"), "{}", 1).unwrap();
+                journal.status().unwrap();
+            });
+        }
+    });
+    cluster.restart().unwrap();
+    for i in 0..8 {
+        journal.put_stream(&format!("after{i}"), "{}", 2).unwrap();
+        assert!(journal.streams().unwrap().len() >= 5);
+    }
+    assert_eq!(journal.streams().unwrap().len(), 12);
+}

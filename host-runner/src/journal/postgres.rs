@@ -8,13 +8,16 @@
 //! them (see [`Backend::update`]).
 //!
 //! Each pooled connection keeps its prepared statements, so a statement costs
-//! one round trip to the server, not two.
+//! one round trip to the server, not two; a transaction's `BEGIN` carries
+//! its settings (the write lock, no table scans) in the same round trip, and
+//! the pool does not test a connection before handing it out (a `BEGIN` on
+//! a closed one fails harmlessly and another is taken).
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Config, IsolationLevel, Statement};
+use postgres::{Client, Config, Statement};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -222,6 +225,10 @@ impl PostgresJournal {
         let manager = Manager { config, tls };
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
+            // Opened as needed: most processes use a few.
+            .min_idle(Some(1))
+            // `begin` finds a closed connection without a round trip more.
+            .test_on_check_out(false)
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)
             .map_err(|e| open(e.to_string()))?;
@@ -327,74 +334,106 @@ impl Backend for PostgresJournal {
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        let mut conn = self.client()?;
-        let Conn { client, statements } = &mut *conn;
-        let mut tx = client
-            .build_transaction()
-            .read_only(true)
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .start()?;
-        let out = f(&mut PgTx {
-            tx: &mut tx,
-            statements,
-        })?;
-        tx.commit()?;
-        Ok(out)
+        self.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", f)
     }
 
     fn write<T>(
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        self.transaction(true, f)
+        // Holding the journal's write lock (a constant: still one round trip).
+        self.transaction(
+            &format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"),
+            f,
+        )
     }
 
     fn update<T>(
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        self.transaction(false, f)
+        self.transaction(BY_ID, f)
     }
 }
 
+/// An [`Backend::update`]'s transaction. Its statements find every row by
+/// id, so they never scan a table: the planner, estimating a young table
+/// from its size alone (autovacuum has not analyzed it yet), would choose a
+/// scan of every task for a list of 64 ids, whose cost grows with the
+/// journal (measured in `BENCHMARKS.md`).
+const BY_ID: &str = "BEGIN; SET LOCAL enable_seqscan = off";
+
 impl PostgresJournal {
-    /// Runs `f` in a read-committed transaction, holding the journal's write
-    /// lock when `serialized`.
+    /// Runs `f` in the transaction `begin` opens (one round trip, with its
+    /// settings), committed when `f` returns `Ok`, else rolled back.
     fn transaction<T>(
         &self,
-        serialized: bool,
+        begin: &str,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        let mut conn = self.client()?;
+        let mut conn = self.begin(begin)?;
         let Conn { client, statements } = &mut *conn;
-        let mut tx = client.transaction()?;
-        if serialized {
-            // A constant, so one simple-query round trip.
-            tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
-        }
+        let open = Open { client };
         let out = f(&mut PgTx {
-            tx: &mut tx,
+            client: open.client,
             statements,
         })?;
-        tx.commit()?;
+        open.commit()?;
         Ok(out)
+    }
+
+    /// A pooled connection in a transaction `begin` opened. The pool does
+    /// not test a connection before handing it out (a round trip each
+    /// time): a connection the server closed (a restart) fails its `BEGIN`,
+    /// before anything happened, and is dropped for the next one.
+    fn begin(&self, begin: &str) -> Result<r2d2::PooledConnection<Manager>, JournalError> {
+        let mut tries = 0;
+        loop {
+            let mut conn = self.client()?;
+            match conn.client.batch_execute(begin) {
+                Ok(()) => return Ok(conn),
+                // Closed: the pool discards it when it comes back.
+                Err(_) if conn.client.is_closed() && tries < POOL_SIZE => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// An open transaction; rolled back when dropped uncommitted (an error in
+/// the middle), so the connection goes back to the pool clean.
+struct Open<'a> {
+    client: &'a mut Client,
+}
+
+impl Open<'_> {
+    fn commit(self) -> Result<(), JournalError> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        Ok(this.client.batch_execute("COMMIT")?)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        // If this fails the connection is broken: the pool discards it.
+        let _ = self.client.batch_execute("ROLLBACK");
     }
 }
 
 /// A PostgreSQL transaction behind the journal's [`Tx`], and its
 /// connection's prepared statements.
-struct PgTx<'a, 'b> {
-    tx: &'a mut postgres::Transaction<'b>,
+struct PgTx<'a> {
+    client: &'a mut Client,
     statements: &'a mut HashMap<String, Statement>,
 }
 
-impl PgTx<'_, '_> {
+impl PgTx<'_> {
     /// `sql` prepared on this connection, once.
     fn prepared(&mut self, sql: &str) -> Result<Statement, JournalError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.prepare(sql)?;
+        let statement = self.client.prepare(sql)?;
         // Set-wise statements vary with their row counts: keep a bounded few.
         if self.statements.len() < MAX_PREPARED {
             self.statements.insert(sql.to_owned(), statement.clone());
@@ -417,19 +456,19 @@ fn params(args: &[V]) -> Vec<Box<dyn ToSql + Sync>> {
         .collect()
 }
 
-impl Tx for PgTx<'_, '_> {
+impl Tx for PgTx<'_> {
     fn run(&mut self, sql: &str, args: &[V]) -> Result<u64, JournalError> {
         let owned = params(args);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
         let statement = self.prepared(sql)?;
-        Ok(self.tx.execute(&statement, &refs)?)
+        Ok(self.client.execute(&statement, &refs)?)
     }
 
     fn rows(&mut self, sql: &str, args: &[V]) -> Result<Vec<Row>, JournalError> {
         let owned = params(args);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
         let statement = self.prepared(sql)?;
-        self.tx
+        self.client
             .query(&statement, &refs)?
             .iter()
             .map(|row| {
