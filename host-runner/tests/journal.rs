@@ -1565,6 +1565,41 @@ impl Store for PostgresStore {
     }
 }
 
+/// PostgreSQL settles a group of attempts, each on its own task, with one
+/// call of `srs_settle` (one round trip); the other tests show it does what
+/// the general path does, this one that it is the path taken.
+#[test]
+fn postgres_settles_a_group_with_one_call() {
+    let store = PostgresStore::new();
+    store
+        .execute(&format!(
+            "ALTER DATABASE {} SET track_functions = 'pl'",
+            store.database()
+        ))
+        .unwrap();
+    let j = store.open();
+    let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
+    let group: Vec<_> = tasks
+        .iter()
+        .map(|t| (t.id, attempt(AttemptResult::Done)))
+        .collect();
+    j.record_attempts(&group).unwrap();
+    assert_eq!(j.task_counts().unwrap().done, 2);
+    // A backend's counts reach the statistics when it ends.
+    drop(j);
+    let calls = || {
+        store.number(
+            "SELECT COALESCE(sum(calls), 0) FROM pg_stat_user_functions
+             WHERE funcname = 'srs_settle'",
+        )
+    };
+    let start = std::time::Instant::now();
+    while calls() == 0 && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(calls(), 1);
+}
+
 /// One `#[test]` per backend for each behaviour test.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

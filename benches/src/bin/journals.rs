@@ -37,11 +37,13 @@ fn main() -> anyhow::Result<()> {
         ("PostgreSQL, 3 processes".into(), vec![]),
     ];
     for round in 0..ROUNDS {
-        rows[0].1.push(run(&srs, n, 1, None)?);
+        rows[0].1.push(run(&srs, n, 1, None, None)?);
         for (i, k) in [1, 2, 3].into_iter().enumerate() {
             let name = format!("bench_{round}_{k}");
             let url = cluster.create_database(&name)?;
-            rows[i + 1].1.push(run(&srs, n, k, Some(&url))?);
+            rows[i + 1]
+                .1
+                .push(run(&srs, n, k, Some(&url), cluster.pid())?);
             // Where the time went: how long intake took, and when the last
             // revocation ended, both from the first event's arrival.
             let spans = cluster.psql(
@@ -75,8 +77,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `k` `srs run` processes over `n` events split between them, on fresh
-/// servers; the journal in `url`, else a fresh SQLite file. Seconds, wall.
-fn run(srs: &Path, n: usize, k: usize, url: Option<&str>) -> anyhow::Result<f64> {
+/// servers; the journal in `url` (the server's main process `postgres`),
+/// else a fresh SQLite file. Seconds, wall; prints the CPU time it took.
+fn run(
+    srs: &Path,
+    n: usize,
+    k: usize,
+    url: Option<&str>,
+    postgres: Option<u32>,
+) -> anyhow::Result<f64> {
     let o365 = FakeOffice365::start(Office365Options::default())?;
     let google = FakeGoogle::start(GoogleOptions::default())?;
     let dir = tempfile::tempdir()?;
@@ -122,6 +131,7 @@ fn run(srs: &Path, n: usize, k: usize, url: Option<&str>) -> anyhow::Result<f64>
         anyhow::ensure!(status.success(), "srs status could not open {state}");
     }
     let secret = o365.options().client_secret.clone();
+    let cpu = Cpu::now(postgres)?;
     let start = Instant::now();
     let children: Vec<Child> = files
         .iter()
@@ -149,6 +159,7 @@ fn run(srs: &Path, n: usize, k: usize, url: Option<&str>) -> anyhow::Result<f64>
         );
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu.since(postgres)?;
     let n = n as u64;
     anyhow::ensure!(
         o365.applied_total() == n && google.applied_total() == n,
@@ -157,13 +168,69 @@ fn run(srs: &Path, n: usize, k: usize, url: Option<&str>) -> anyhow::Result<f64>
         google.applied_total()
     );
     println!(
-        "{} process(es) on {}: {secs:.2} s",
+        "{} process(es) on {}: {secs:.2} s; CPU: srs and the providers {:.2} s{}",
         k,
         if url.is_some() {
             "PostgreSQL"
         } else {
             "SQLite"
-        }
+        },
+        cpu.here,
+        cpu.postgres
+            .map(|s| format!(", PostgreSQL {s:.2} s"))
+            .unwrap_or_default()
     );
     Ok(secs)
+}
+
+/// CPU seconds: this process and its children (the `srs` processes, the
+/// providers' threads), and the PostgreSQL server's processes that ended
+/// (its connections' backends end with the `srs` processes).
+struct Cpu {
+    here: f64,
+    postgres: Option<f64>,
+}
+
+impl Cpu {
+    fn now(postgres: Option<u32>) -> anyhow::Result<Self> {
+        Ok(Self {
+            here: cpu_seconds("self", true)?,
+            postgres: postgres
+                .map(|pid| cpu_seconds(&pid.to_string(), false))
+                .transpose()?,
+        })
+    }
+
+    /// The CPU time from `self` until now, once the server's backends of
+    /// the run have ended.
+    fn since(self, postgres: Option<u32>) -> anyhow::Result<Self> {
+        if postgres.is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let now = Self::now(postgres)?;
+        Ok(Self {
+            here: now.here - self.here,
+            postgres: now.postgres.zip(self.postgres).map(|(a, b)| a - b),
+        })
+    }
+}
+
+/// From `/proc/PID/stat`: user and system time of the process's children
+/// that ended, and of the process itself when `own`; seconds.
+fn cpu_seconds(pid: &str, own: bool) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command's closing parenthesis, from the state (3).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| -> anyhow::Result<f64> {
+        let value = fields
+            .get(n - 3)
+            .ok_or_else(|| anyhow::anyhow!("/proc/{pid}/stat has no field {n}"))?;
+        Ok(value.parse::<f64>()?)
+    };
+    // utime 14, stime 15, cutime 16, cstime 17, in clock ticks (100 a second).
+    let ticks = field(16)? + field(17)? + if own { field(14)? + field(15)? } else { 0.0 };
+    Ok(ticks / 100.0)
 }

@@ -22,8 +22,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::JournalError;
-use super::sql::{Backend, Kind, Row, Tx, V};
+use super::sql::{Backend, Kind, Row, Tx, V, attempt_json};
+use super::{Attempt, JournalError, TaskId};
 
 /// The schema migrations, applied in order; migration `n` (1-based) brings
 /// the database to version `n` in `srs_schema`. Append only.
@@ -131,6 +131,37 @@ ALTER TABLE tasks SET (fillfactor = 70);
 -- Tasks by state are read through the partial indexes or the primary key;
 -- this index only cost every state change an entry.
 DROP INDEX tasks_by_state;
+", "
+-- An executor's group of attempts, each on a different task, in one round
+-- trip (no BEGIN, no COMMIT: the statement is its transaction): every task
+-- pending is settled and its attempt kept, or an error changes nothing.
+-- `batch` is a JSON array of objects (`attempt_json` in journal/sql.rs).
+-- Rows are found by id only, never by a scan (see `BY_ID`).
+CREATE FUNCTION srs_settle(batch TEXT) RETURNS BIGINT
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
+DECLARE
+    settled BIGINT;
+BEGIN
+    UPDATE tasks SET state = a.state, updated_ms = a.at_ms, attempts = tasks.attempts + 1,
+        last_status = a.http_status, last_error_code = a.error_code,
+        last_provider_code = a.provider_code, last_message = a.message
+    FROM jsonb_to_recordset(batch::jsonb) AS a(task_id BIGINT, state TEXT, at_ms BIGINT,
+        http_status BIGINT, error_code TEXT, provider_code TEXT, message TEXT)
+    WHERE tasks.id = a.task_id AND (tasks.state = 'pending') IS TRUE;
+    GET DIAGNOSTICS settled = ROW_COUNT;
+    IF settled <> jsonb_array_length(batch::jsonb) THEN
+        RAISE EXCEPTION 'srs_settle: % of % tasks were pending',
+            settled, jsonb_array_length(batch::jsonb);
+    END IF;
+    INSERT INTO attempts (task_id, result, at_ms, http_status, error_code, provider_code, message)
+    SELECT a.task_id, a.result, a.at_ms, a.http_status, a.error_code, a.provider_code, a.message
+    FROM ROWS FROM (jsonb_to_recordset(batch::jsonb) AS (task_id BIGINT, result TEXT,
+        at_ms BIGINT, http_status BIGINT, error_code TEXT, provider_code TEXT, message TEXT))
+        WITH ORDINALITY AS a(task_id, result, at_ms, http_status, error_code, provider_code,
+            message, n)
+    ORDER BY a.n;
+    RETURN settled;
+END $$;
 "];
 
 /// The schema version this build writes.
@@ -354,6 +385,24 @@ impl Backend for PostgresJournal {
     ) -> Result<T, JournalError> {
         self.transaction(BY_ID, f)
     }
+
+    /// One call of `srs_settle` (schema 5), outside any transaction.
+    fn settle_at_once(&self, attempts: &[(TaskId, Attempt<'_>)]) -> bool {
+        let batch = serde_json::Value::Array(
+            attempts
+                .iter()
+                .map(|(task, attempt)| attempt_json(*task, attempt))
+                .collect(),
+        )
+        .to_string();
+        let Ok(mut conn) = self.client() else {
+            return false;
+        };
+        let Conn { client, statements } = &mut *conn;
+        prepared(client, statements, "SELECT srs_settle($1)")
+            .and_then(|statement| Ok(client.query_one(&statement, &[&batch])?))
+            .is_ok()
+    }
 }
 
 /// An [`Backend::update`]'s transaction. Its statements find every row by
@@ -428,18 +477,26 @@ struct PgTx<'a> {
 }
 
 impl PgTx<'_> {
-    /// `sql` prepared on this connection, once.
     fn prepared(&mut self, sql: &str) -> Result<Statement, JournalError> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql)?;
-        // Set-wise statements vary with their row counts: keep a bounded few.
-        if self.statements.len() < MAX_PREPARED {
-            self.statements.insert(sql.to_owned(), statement.clone());
-        }
-        Ok(statement)
+        prepared(self.client, self.statements, sql)
     }
+}
+
+/// `sql` prepared on this connection, once.
+fn prepared(
+    client: &mut Client,
+    statements: &mut HashMap<String, Statement>,
+    sql: &str,
+) -> Result<Statement, JournalError> {
+    if let Some(statement) = statements.get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = client.prepare(sql)?;
+    // Set-wise statements vary with their row counts: keep a bounded few.
+    if statements.len() < MAX_PREPARED {
+        statements.insert(sql.to_owned(), statement.clone());
+    }
+    Ok(statement)
 }
 
 /// The values as PostgreSQL parameters, NULLs typed.

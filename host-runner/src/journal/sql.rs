@@ -48,6 +48,16 @@ pub enum V {
     Null(Kind),
 }
 
+impl V {
+    fn into_json(self) -> serde_json::Value {
+        match self {
+            V::Int(i) => i.into(),
+            V::Text(t) => t.into(),
+            V::Null(_) => serde_json::Value::Null,
+        }
+    }
+}
+
 impl From<i64> for V {
     fn from(v: i64) -> Self {
         V::Int(v)
@@ -118,6 +128,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         f: impl FnOnce(&mut dyn Tx) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         self.write(f)
+    }
+
+    /// What [`Journal::record_attempts`] does for `attempts`, each on a
+    /// different task, in one round trip: all of them or, when a task is
+    /// not pending or anything fails, nothing. `false` when nothing changed:
+    /// the caller then takes the general path, which tells why. By default,
+    /// always `false`.
+    fn settle_at_once(&self, attempts: &[(TaskId, Attempt<'_>)]) -> bool {
+        let _ = attempts;
+        false
     }
 }
 
@@ -226,11 +246,21 @@ impl<B: Backend> Journal for B {
         &self,
         attempts: &[(TaskId, Attempt<'_>)],
     ) -> Result<Vec<TaskState>, JournalError> {
-        self.update(|tx| {
-            settle(tx, attempts)?;
-            insert_attempt_rows(tx, attempts)?;
-            Ok(attempts.iter().map(|(_, a)| a.result.state()).collect())
-        })
+        let states = attempts.iter().map(|(_, a)| a.result.state()).collect();
+        let once = attempts.len() <= ATTEMPT_CHUNK
+            && attempts
+                .iter()
+                .map(|(task, _)| task)
+                .collect::<HashSet<_>>()
+                .len()
+                == attempts.len();
+        if !(once && self.settle_at_once(attempts)) {
+            self.update(|tx| {
+                settle(tx, attempts)?;
+                insert_attempt_rows(tx, attempts)
+            })?;
+        }
+        Ok(states)
     }
 
     fn pending_tasks(&self) -> Result<Vec<Task>, JournalError> {
@@ -832,7 +862,7 @@ fn insert_event(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<Recorded, Journ
 }
 
 /// Events recorded by one set of statements, at most.
-const RECORD_CHUNK: usize = 64;
+const RECORD_CHUNK: usize = 256;
 
 /// Records `events` in order: runs of events that can be recorded together
 /// ([`run_len`]) a set at a time, the rest one by one ([`record_one`]).
@@ -1433,6 +1463,27 @@ fn attempt_row(task: TaskId, attempt: &Attempt<'_>, what: &str) -> [V; 7] {
             .map(|m| crate::clip(m, MAX_MESSAGE_BYTES))
             .into(),
     ]
+}
+
+/// An attempt as a JSON object: its row ([`attempt_row`]) by column, and
+/// the task's state after it.
+pub(super) fn attempt_json(task: TaskId, attempt: &Attempt<'_>) -> serde_json::Value {
+    let columns = [
+        "task_id",
+        "result",
+        "at_ms",
+        "http_status",
+        "error_code",
+        "provider_code",
+        "message",
+    ];
+    let mut object: serde_json::Map<String, serde_json::Value> = columns
+        .into_iter()
+        .map(str::to_owned)
+        .zip(attempt_row(task, attempt, attempt.result.as_str()).map(V::into_json))
+        .collect();
+    object.insert("state".into(), attempt.result.state().as_str().into());
+    object.into()
 }
 
 /// `rows` rows of numbered parameters (from `$1`) for a `VALUES` list, each
