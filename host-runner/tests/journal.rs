@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use host_runner::journal::{
     Attempt, AttemptResult, Claim, DeviceFacts, Durability, EventQuery, Journal, JournalError,
     NewDelivery, NewEvent, PostgresJournal, Recorded, Retried, SCHEMA_VERSION, SqliteJournal,
-    TaskCounts, TaskRef, TaskState,
+    TaskCounts, TaskId, TaskRef, TaskState,
 };
 use policy_core::{Access, Outcome, Provider};
 
@@ -1565,11 +1565,12 @@ impl Store for PostgresStore {
     }
 }
 
-/// PostgreSQL settles a group of attempts, each on its own task, with one
-/// call of `srs_settle` (one round trip); the other tests show it does what
-/// the general path does, this one that it is the path taken.
+/// PostgreSQL claims a group of tasks with one call of `srs_claim`, and
+/// settles a group of attempts, each on its own task, with one call of
+/// `srs_settle` (one round trip each); the other tests show they do what
+/// the general path does, this one that they are the path taken.
 #[test]
-fn postgres_settles_a_group_with_one_call() {
+fn postgres_claims_and_settles_a_group_with_one_call_each() {
     let store = PostgresStore::new();
     store
         .execute(&format!(
@@ -1579,25 +1580,30 @@ fn postgres_settles_a_group_with_one_call() {
         .unwrap();
     let j = store.open();
     let tasks = new_tasks(j.record_event(&event("e1", ALICE)).unwrap());
-    let group: Vec<_> = tasks
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
+    assert_eq!(
+        j.claim_tasks(&ids, "me", 1_000, 2_000).unwrap(),
+        [Claim::Claimed, Claim::Claimed]
+    );
+    let group: Vec<_> = ids
         .iter()
-        .map(|t| (t.id, attempt(AttemptResult::Done)))
+        .map(|&id| (id, attempt(AttemptResult::Done)))
         .collect();
     j.record_attempts(&group).unwrap();
     assert_eq!(j.task_counts().unwrap().done, 2);
     // A backend's counts reach the statistics when it ends.
     drop(j);
-    let calls = || {
-        store.number(
+    let calls = |function: &str| {
+        store.number(&format!(
             "SELECT COALESCE(sum(calls), 0) FROM pg_stat_user_functions
-             WHERE funcname = 'srs_settle'",
-        )
+             WHERE funcname = '{function}'"
+        ))
     };
     let start = std::time::Instant::now();
-    while calls() == 0 && start.elapsed() < std::time::Duration::from_secs(10) {
+    while calls("srs_settle") == 0 && start.elapsed() < std::time::Duration::from_secs(10) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(calls(), 1);
+    assert_eq!((calls("srs_claim"), calls("srs_settle")), (1, 1));
 }
 
 /// One `#[test]` per backend for each behaviour test.

@@ -162,6 +162,20 @@ BEGIN
     ORDER BY a.n;
     RETURN settled;
 END $$;
+-- An executor's claims (and renewals), in one round trip: how many of the
+-- tasks `ids` (a BIGINT[] literal, each once) it claimed for `owner`.
+CREATE FUNCTION srs_claim(ids TEXT, owner TEXT, now_ms BIGINT, until_ms BIGINT)
+RETURNS BIGINT LANGUAGE plpgsql SET enable_seqscan = off AS $$
+DECLARE
+    claimed BIGINT;
+BEGIN
+    UPDATE tasks SET claimed_by = owner, lease_until = until_ms
+    WHERE id = ANY (ids::BIGINT[]) AND (state = 'pending') IS TRUE
+      AND (claimed_by IS NULL OR claimed_by = owner OR lease_until IS NULL
+           OR lease_until < now_ms);
+    GET DIAGNOSTICS claimed = ROW_COUNT;
+    RETURN claimed;
+END $$;
 "];
 
 /// The schema version this build writes.
@@ -402,6 +416,28 @@ impl Backend for PostgresJournal {
         prepared(client, statements, "SELECT srs_settle($1)")
             .and_then(|statement| Ok(client.query_one(&statement, &[&batch])?))
             .is_ok()
+    }
+
+    /// One call of `srs_claim` (schema 5), outside any transaction.
+    fn claim_at_once(&self, tasks: &[TaskId], owner: &str, now_ms: i64, until_ms: i64) -> bool {
+        let mut ids = tasks.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let list = format!(
+            "{{{}}}",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        );
+        let Ok(mut conn) = self.client() else {
+            return false;
+        };
+        let Conn { client, statements } = &mut *conn;
+        let claimed = prepared(client, statements, "SELECT srs_claim($1, $2, $3, $4)").and_then(
+            |statement| {
+                let row = client.query_one(&statement, &[&list, &owner, &now_ms, &until_ms])?;
+                Ok(row.try_get::<_, i64>(0)?)
+            },
+        );
+        matches!(claimed, Ok(n) if usize::try_from(n).is_ok_and(|n| n == ids.len()))
     }
 }
 
