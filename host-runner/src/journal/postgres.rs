@@ -141,13 +141,17 @@ CREATE FUNCTION srs_settle(batch TEXT) RETURNS BIGINT
 LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     settled BIGINT;
+    ids BIGINT[];
 BEGIN
+    -- The ids as a list the primary key serves: joined alone, the tasks
+    -- would be read whole (by an index, scans being off).
+    ids := ARRAY(SELECT (e ->> 'task_id')::BIGINT FROM jsonb_array_elements(batch::jsonb) e);
     UPDATE tasks SET state = a.state, updated_ms = a.at_ms, attempts = tasks.attempts + 1,
         last_status = a.http_status, last_error_code = a.error_code,
         last_provider_code = a.provider_code, last_message = a.message
     FROM jsonb_to_recordset(batch::jsonb) AS a(task_id BIGINT, state TEXT, at_ms BIGINT,
         http_status BIGINT, error_code TEXT, provider_code TEXT, message TEXT)
-    WHERE tasks.id = a.task_id AND (tasks.state = 'pending') IS TRUE;
+    WHERE tasks.id = a.task_id AND tasks.id = ANY (ids) AND (tasks.state = 'pending') IS TRUE;
     GET DIAGNOSTICS settled = ROW_COUNT;
     IF settled <> jsonb_array_length(batch::jsonb) THEN
         RAISE EXCEPTION 'srs_settle: % of % tasks were pending',
