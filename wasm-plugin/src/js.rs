@@ -1,10 +1,18 @@
 //! The JavaScript API (SPEC §7): plain objects in and out, the same bytes as
-//! the core ABI. Each input is turned into JSON text and goes through exactly
-//! the path `srs_evaluate`, `srs_set_policy` and `srs_evaluate_event` take,
-//! so the two shells cannot drift apart.
+//! the core ABI. Each input crosses the boundary once, as the text
+//! `JSON.stringify` makes of it, and goes through exactly the path
+//! `srs_evaluate`, `srs_set_policy` and `srs_evaluate_event` take; the answer
+//! comes back once, as its JSON text, for `JSON.parse`. So the two shells
+//! cannot drift apart, and a call is two crossings, not one per field.
+//!
+//! What the input means is what `JSON.stringify` says it means: a property
+//! whose value is `undefined` (or a function or a symbol) is left out, `NaN`
+//! and `Infinity` are `null`, a `Date` is its ISO string (its `toJSON`), a
+//! `Map` or `Set` is `{}`. A value with no JSON text (a `BigInt`, a cycle, a
+//! function, a symbol, a throwing `toJSON`) is a `malformed-json` error at
+//! `policy` or `event`; `undefined` itself is `missing-field` there.
 
-use serde::Serialize;
-use serde_json::Value;
+use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 
 use policy_core::{Answer, Diagnostic, ErrorCode};
@@ -17,12 +25,11 @@ pub fn evaluate(
 ) -> JsValue {
     let answer = match (json(&policy, "policy"), json(&event, "event")) {
         (Ok(policy), Ok(event)) => {
-            let request = serde_json::json!({"policy": policy, "event": event});
-            policy_core::evaluate_request(request.to_string().as_bytes())
+            crate::evaluate(format!(r#"{{"policy":{policy},"event":{event}}}"#).as_bytes())
         }
         (policy, event) => failure(policy.err().into_iter().chain(event.err()).collect()),
     };
-    to_js(&answer)
+    parse(&answer)
 }
 
 /// Validates a policy: a success answer with the policy's summary and no
@@ -35,7 +42,7 @@ pub fn validate_policy(
         Ok(engine) => engine.accepted(),
         Err(failure) => failure,
     };
-    to_js(&answer)
+    parse(&answer.to_json())
 }
 
 /// The package version.
@@ -69,7 +76,8 @@ impl JsEngine {
                 let error = js_sys::Error::new(&format!(
                     "invalid policy: {count} errors; see error.answer"
                 ));
-                js_sys::Reflect::set(&error, &JsValue::from_str("answer"), &to_js(&failure))?;
+                let answer = parse(&failure.to_json());
+                js_sys::Reflect::set(&error, &JsValue::from_str("answer"), &answer)?;
                 Err(error.into())
             }
         }
@@ -82,20 +90,23 @@ impl JsEngine {
         #[wasm_bindgen(unchecked_param_type = "Event")] event: JsValue,
     ) -> JsValue {
         let answer = match json(&event, "event") {
-            Ok(event) => self.inner.evaluate_json(event.to_string().as_bytes()),
+            // What `srs_evaluate_event` does with the kept policy.
+            Ok(event) => self.inner.evaluate_json(event.as_bytes()).to_json(),
             Err(error) => failure(vec![error]),
         };
-        to_js(&answer)
+        parse(&answer)
     }
 }
 
+/// What `srs_set_policy` does with the policy, keeping the engine.
 fn compile(policy: &JsValue) -> Result<policy_core::Engine, Answer> {
-    let policy = json(policy, "policy").map_err(|e| failure(vec![e]))?;
-    policy_core::Engine::from_json(policy.to_string().as_bytes())
+    let policy = json(policy, "policy").map_err(|e| Answer::Failure { errors: vec![e] })?;
+    policy_core::Engine::from_json(policy.as_bytes())
 }
 
-/// A JS value as JSON; `undefined` and functions are not JSON.
-fn json(value: &JsValue, path: &str) -> Result<Value, Diagnostic> {
+/// A JS value as the JSON text `JSON.stringify` makes of it; `undefined` is
+/// missing, and a value with no JSON text is malformed.
+fn json(value: &JsValue, path: &str) -> Result<String, Diagnostic> {
     if value.is_undefined() {
         return Err(Diagnostic {
             code: ErrorCode::MissingField,
@@ -103,22 +114,36 @@ fn json(value: &JsValue, path: &str) -> Result<Value, Diagnostic> {
             message: format!("`{path}` is required"),
         });
     }
-    serde_wasm_bindgen::from_value(value.clone()).map_err(|e| Diagnostic {
+    let why = match js_sys::JSON::stringify(value) {
+        Ok(text) => match text.as_string() {
+            Some(text) => return Ok(text),
+            // `JSON.stringify` gives `undefined` for these.
+            None => "it has no JSON text (a function or a symbol)".to_owned(),
+        },
+        // A BigInt, a cycle, or a `toJSON` that throws.
+        Err(thrown) => match thrown.dyn_ref::<js_sys::Error>() {
+            Some(error) => String::from(error.message()),
+            None => thrown
+                .as_string()
+                .unwrap_or_else(|| "JSON.stringify threw".to_owned()),
+        },
+    };
+    Err(Diagnostic {
         code: ErrorCode::MalformedJson,
         path: path.to_owned(),
-        message: format!("input is not JSON data: {e}"),
+        message: format!("input is not JSON data: {why}"),
     })
 }
 
-fn failure(errors: Vec<Diagnostic>) -> Answer {
-    Answer::Failure { errors }
+/// A failure answer's JSON text.
+fn failure(errors: Vec<Diagnostic>) -> String {
+    Answer::Failure { errors }.to_json()
 }
 
-/// The answer as a plain object (maps as objects, not `Map`).
-fn to_js(answer: &Answer) -> JsValue {
-    answer
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .unwrap_or_else(|e| JsValue::from_str(&format!("answer could not be converted: {e}")))
+/// The answer's JSON text as a plain object. The text is policy-core's own,
+/// always valid JSON; were it not, the caller gets the text itself.
+fn parse(answer: &str) -> JsValue {
+    js_sys::JSON::parse(answer).unwrap_or_else(|_| JsValue::from_str(answer))
 }
 
 /// The module's `WebAssembly.Memory`, for memory checks (its

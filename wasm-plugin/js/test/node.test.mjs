@@ -129,6 +129,93 @@ test("plain objects in and out, and undefined is reported, not thrown", () => {
   assert.deepEqual(missing.errors.map((e) => [e.code, e.path]), [["missing-field", "event"]]);
 });
 
+// Inputs cross into wasm as the text JSON.stringify makes of them, so they mean
+// what JSON.stringify says they mean.
+/** The message JSON.stringify throws for `value` in this engine. */
+const thrownBy = (value) => {
+  try {
+    JSON.stringify(value);
+  } catch (e) {
+    return e.message;
+  }
+  assert.fail("JSON.stringify did not throw");
+};
+const malformed = (path, why) => ({
+  type: "failure",
+  errors: [{ code: "malformed-json", path, message: `input is not JSON data: ${why}` }],
+});
+const noText = "it has no JSON text (a function or a symbol)";
+
+test("a property whose value is undefined is left out, as JSON.stringify leaves it out", () => {
+  const engine = new srs.Engine(gracePolicy);
+  const { time: _, ...untimed } = jailbroken;
+  const expected = srs.evaluate(gracePolicy, untimed);
+  assert.deepEqual(expected.warnings.map((w) => [w.code, w.path]), [["missing-field", "event.time"]]);
+  const undefinedTime = { ...jailbroken, time: undefined };
+  assert.deepEqual(srs.evaluate(gracePolicy, undefinedTime), expected);
+  assert.deepEqual(engine.evaluate(undefinedTime), expected);
+  // Not an unknown field either: it is not there.
+  const extra = { ...jailbroken, extra: undefined, device: { ...jailbroken.device, note: undefined } };
+  assert.deepEqual(engine.evaluate(extra), engine.evaluate(jailbroken));
+  assert.deepEqual(srs.validatePolicy({ ...example, grace_seconds: undefined }), srs.validatePolicy(example));
+  engine.free();
+});
+
+test("NaN is null and a Date is its ISO text, as JSON.stringify writes them", () => {
+  assert.deepEqual(srs.validatePolicy({ ...example, grace_seconds: NaN }), srs.validatePolicy({ ...example, grace_seconds: null }));
+  const engine = new srs.Engine(example);
+  const time = new Date(Date.parse(jailbroken.time));
+  assert.deepEqual(engine.evaluate({ ...jailbroken, time }), engine.evaluate({ ...jailbroken, time: time.toISOString() }));
+  engine.free();
+});
+
+test("a BigInt is malformed-json at the input it is in", () => {
+  const why = thrownBy(1n);
+  const event = { ...jailbroken, id: 1n };
+  assert.deepEqual(srs.evaluate(example, event), malformed("event", why));
+  const engine = new srs.Engine(example);
+  assert.deepEqual(engine.evaluate(event), malformed("event", why));
+  engine.free();
+  const policy = { ...example, grace_seconds: 60n };
+  assert.deepEqual(srs.validatePolicy(policy), malformed("policy", why));
+  assert.throws(() => new srs.Engine(policy), (e) => {
+    assert.deepEqual(e.answer, malformed("policy", why));
+    return true;
+  });
+  // Both inputs' errors, policy first, as before.
+  assert.deepEqual(srs.evaluate(policy, undefined), {
+    type: "failure",
+    errors: [
+      malformed("policy", why).errors[0],
+      { code: "missing-field", path: "event", message: "`event` is required" },
+    ],
+  });
+});
+
+test("a cyclic object is malformed-json, not a stack overflow", () => {
+  const event = { ...jailbroken, device: { ...jailbroken.device } };
+  event.device.owner = event;
+  const why = thrownBy(event);
+  assert.deepEqual(srs.evaluate(example, event), malformed("event", why));
+  const engine = new srs.Engine(example);
+  assert.deepEqual(engine.evaluate(event), malformed("event", why));
+  engine.free();
+  const policy = { ...example };
+  policy.self = policy;
+  assert.deepEqual(srs.validatePolicy(policy), malformed("policy", thrownBy(policy)));
+});
+
+test("a function or a symbol as the input is malformed-json; as a property it is left out", () => {
+  const engine = new srs.Engine(example);
+  for (const value of [() => jailbroken, Symbol("event")]) {
+    assert.deepEqual(srs.evaluate(example, value), malformed("event", noText));
+    assert.deepEqual(engine.evaluate(value), malformed("event", noText));
+    assert.deepEqual(srs.validatePolicy(value), malformed("policy", noText));
+  }
+  assert.deepEqual(engine.evaluate({ ...jailbroken, callback() {} }), engine.evaluate(jailbroken));
+  engine.free();
+});
+
 test("version() is the package version", () => {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
   assert.equal(srs.version(), pkg.version);
