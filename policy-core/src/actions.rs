@@ -1,14 +1,16 @@
 //! Action names and classes (SPEC §3, §4).
 
+use crate::case::push_lower;
 use crate::model::{ActionClass, Tier};
 
 /// A name as it is matched: lowercase, with spaces, `_` and `-` removed, so
 /// `Send Alert`, `SendAlert` and `SEND_ALERT` are the same action.
 pub fn normalize(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-'))
-        .flat_map(char::to_lowercase)
-        .collect()
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars().filter(|c| !matches!(c, ' ' | '_' | '-')) {
+        push_lower(&mut out, c);
+    }
+    out
 }
 
 /// The class of a built-in action name, already normalized.

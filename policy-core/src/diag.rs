@@ -4,9 +4,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde_json::Value;
-
 use crate::answer::{Diagnostic, ErrorCode};
+use crate::write::quoted;
 
 /// Requests, policies and events larger than this are `too-large`.
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
@@ -87,7 +86,12 @@ impl fmt::Display for Path<'_> {
                 write!(f, ".{}", clip(name))
             }
             Seg::Field(name) => f.write_str(&clip(name)),
-            Seg::Key(key) => write!(f, "[{}]", Value::String(clip(key).into_owned())),
+            Seg::Key(key) => {
+                // As serde_json writes the key as a string, without its `Value`'s `Display`.
+                let mut q = String::new();
+                quoted(&mut q, &clip(key));
+                write!(f, "[{q}]")
+            }
             Seg::Index(i) => write!(f, "[{i}]"),
         }
     }

@@ -10,6 +10,7 @@ use crate::answer::{
     Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, PolicySummary, Reason,
     Revocation, Rule, Scheduled,
 };
+use crate::case::lowercase;
 use crate::checks;
 use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_many};
 use crate::json;
@@ -85,11 +86,7 @@ impl Engine {
         if !sink.errors.is_empty() {
             return Err(sink.errors);
         }
-        let exempt = policy
-            .exempt_users
-            .iter()
-            .map(|u| u.to_lowercase())
-            .collect();
+        let exempt = policy.exempt_users.iter().map(|u| lowercase(u)).collect();
         Ok(Self {
             policy,
             classifier,
@@ -403,7 +400,7 @@ impl Engine {
         [&event.user.upn, &event.user.email]
             .into_iter()
             .flatten()
-            .find(|id| self.exempt.contains(&id.to_lowercase()))
+            .find(|id| self.exempt.contains(&lowercase(id)))
             .map(String::as_str)
     }
 }

@@ -28,6 +28,7 @@ mod write;
 mod diag;
 // 3. Validation, and the pure helpers it uses (action classes, RFC 3339).
 mod actions;
+mod case;
 mod checks;
 mod time;
 // 4. The JSON reader, then the schema walk over what it read; and the

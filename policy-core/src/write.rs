@@ -71,6 +71,39 @@ pub fn string_stop(bytes: &[u8]) -> Option<usize> {
         .map(|i| at + i)
 }
 
+/// A JSON string as serde_json writes it: `"` and `\` escaped, the
+/// control characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
+pub fn quoted(out: &mut String, s: &str) {
+    out.push('"');
+    let mut rest = s;
+    while let Some(at) = string_stop(rest.as_bytes()) {
+        let (plain, from) = rest.split_at_checked(at).unwrap_or_default();
+        out.push_str(plain);
+        let b = from.bytes().next().unwrap_or_default();
+        let short = match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'\n' => 'n',
+            b'\r' => 'r',
+            b'\t' => 't',
+            0x08 => 'b',
+            0x0c => 'f',
+            _ => 'u',
+        };
+        out.push('\\');
+        out.push(short);
+        if short == 'u' {
+            out.push_str("00");
+            for digit in [b >> 4, b & 0xf] {
+                out.push(char::from_digit(u32::from(digit), 16).unwrap_or('0'));
+            }
+        }
+        rest = from.get(1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
 struct Writer(String);
 
 impl Writer {
@@ -78,38 +111,9 @@ impl Writer {
         self.0.push_str(s);
     }
 
-    /// A JSON string as serde_json writes it: `"` and `\` escaped, the
-    /// control characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
+    /// A JSON string as serde_json writes it ([`quoted`]).
     fn str(&mut self, s: &str) {
-        self.0.push('"');
-        let mut rest = s;
-        while let Some(at) = string_stop(rest.as_bytes()) {
-            let (plain, from) = rest.split_at_checked(at).unwrap_or_default();
-            self.0.push_str(plain);
-            let b = from.bytes().next().unwrap_or_default();
-            let short = match b {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'\n' => 'n',
-                b'\r' => 'r',
-                b'\t' => 't',
-                0x08 => 'b',
-                0x0c => 'f',
-                _ => 'u',
-            };
-            self.0.push('\\');
-            self.0.push(short);
-            if short == 'u' {
-                self.0.push_str("00");
-                for digit in [b >> 4, b & 0xf] {
-                    self.0
-                        .push(char::from_digit(u32::from(digit), 16).unwrap_or('0'));
-                }
-            }
-            rest = from.get(1..).unwrap_or_default();
-        }
-        self.0.push_str(rest);
-        self.0.push('"');
+        quoted(&mut self.0, s);
     }
 
     /// A wire name: never anything to escape.
@@ -360,6 +364,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn quoted_is_serde_jsons_string(s in any::<String>(), ctrl in prop::collection::vec(0u8..0x20, 0..4)) {
+            let s: String = s.chars().chain(ctrl.into_iter().map(char::from)).chain("\"\\\u{7f}".chars()).collect();
+            let mut out = String::new();
+            quoted(&mut out, &s);
+            prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
+        }
+
         #[test]
         fn string_stop_finds_the_first_stop(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
             let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);

@@ -62,6 +62,15 @@ pub fn evaluate_event(event: &[u8]) -> String {
 mod js;
 
 #[cfg(all(target_family = "wasm", not(feature = "js")))]
+#[expect(unsafe_code, reason = "an allocator hands out raw memory")]
+mod heap;
+
+/// The core module's allocator, in place of dlmalloc (see `heap`).
+#[cfg(all(target_family = "wasm", not(feature = "js")))]
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new();
+
+#[cfg(all(target_family = "wasm", not(feature = "js")))]
 #[expect(unsafe_code, reason = "the core ABI passes raw guest pointers")]
 mod abi {
     //! The raw exports. Pointers are offsets into this module's own memory.
