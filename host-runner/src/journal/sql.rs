@@ -132,9 +132,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// What [`Journal::record_attempts`] does for `attempts`, each on a
     /// different task, in one round trip: all of them or, when a task is
-    /// not pending or anything fails, nothing. `false` when nothing changed:
-    /// the caller then takes the general path, which tells why. By default,
-    /// always `false`.
+    /// not pending or anything fails, nothing. `false` when it did not
+    /// answer that it did: the caller then takes the general path, which
+    /// tells why (a reply lost after the server committed shows there as
+    /// tasks no longer pending, as a lost `COMMIT` reply would). By
+    /// default, always `false`.
     fn settle_at_once(&self, attempts: &[(TaskId, Attempt<'_>)]) -> bool {
         let _ = attempts;
         false
