@@ -413,13 +413,7 @@ impl Backend for PostgresJournal {
                 .collect(),
         )
         .to_string();
-        let Ok(mut conn) = self.client() else {
-            return false;
-        };
-        let Conn { client, statements } = &mut *conn;
-        prepared(client, statements, "SELECT srs_settle($1)")
-            .and_then(|statement| Ok(client.query_one(&statement, &[&batch])?))
-            .is_ok()
+        self.call("SELECT srs_settle($1)", &[&batch]).is_ok()
     }
 
     /// One call of `srs_claim` (schema 5), outside any transaction.
@@ -431,16 +425,12 @@ impl Backend for PostgresJournal {
             "{{{}}}",
             ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
         );
-        let Ok(mut conn) = self.client() else {
-            return false;
-        };
-        let Conn { client, statements } = &mut *conn;
-        let claimed = prepared(client, statements, "SELECT srs_claim($1, $2, $3, $4)").and_then(
-            |statement| {
-                let row = client.query_one(&statement, &[&list, &owner, &now_ms, &until_ms])?;
-                Ok(row.try_get::<_, i64>(0)?)
-            },
-        );
+        let claimed = self
+            .call(
+                "SELECT srs_claim($1, $2, $3, $4)",
+                &[&list, &owner, &now_ms, &until_ms],
+            )
+            .and_then(|row| Ok(row.try_get::<_, i64>(0)?));
         matches!(claimed, Ok(n) if usize::try_from(n).is_ok_and(|n| n == ids.len()))
     }
 }
@@ -469,6 +459,19 @@ impl PostgresJournal {
         })?;
         open.commit()?;
         Ok(out)
+    }
+
+    /// The one row of `sql`, a statement that is its own transaction (no
+    /// `BEGIN`, no `COMMIT`: one round trip), prepared once per connection.
+    fn call(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<postgres::Row, JournalError> {
+        let mut conn = self.client()?;
+        let Conn { client, statements } = &mut *conn;
+        let statement = prepared(client, statements, sql)?;
+        Ok(client.query_one(&statement, params)?)
     }
 
     /// A pooled connection in a transaction `begin` opened. The pool does

@@ -1462,6 +1462,17 @@ fn settle_chunk(tx: &mut dyn Tx, chunk: &[&(TaskId, Attempt<'_>)]) -> Result<(),
 /// The SQL types of an attempt's row ([`attempt_row`]).
 const ATTEMPT_TYPES: [&str; 7] = ["BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT"];
 
+/// The `attempts` columns of an attempt's row ([`attempt_row`]), in order.
+const ATTEMPT_COLUMNS: [&str; 7] = [
+    "task_id",
+    "result",
+    "at_ms",
+    "http_status",
+    "error_code",
+    "provider_code",
+    "message",
+];
+
 /// An attempt as a row: its task, `what` (the task's new state or the
 /// attempt's result), its time, HTTP status, codes and message.
 fn attempt_row(task: TaskId, attempt: &Attempt<'_>, what: &str) -> [V; 7] {
@@ -1482,16 +1493,7 @@ fn attempt_row(task: TaskId, attempt: &Attempt<'_>, what: &str) -> [V; 7] {
 /// An attempt as a JSON object: its row ([`attempt_row`]) by column, and
 /// the task's state after it.
 pub(super) fn attempt_json(task: TaskId, attempt: &Attempt<'_>) -> serde_json::Value {
-    let columns = [
-        "task_id",
-        "result",
-        "at_ms",
-        "http_status",
-        "error_code",
-        "provider_code",
-        "message",
-    ];
-    let mut object: serde_json::Map<String, serde_json::Value> = columns
+    let mut object: serde_json::Map<String, serde_json::Value> = ATTEMPT_COLUMNS
         .into_iter()
         .map(str::to_owned)
         .zip(attempt_row(task, attempt, attempt.result.as_str()).map(V::into_json))
@@ -1531,9 +1533,8 @@ fn insert_attempt_rows(
         let n = (1_usize << rest.len().ilog2()).min(ATTEMPT_CHUNK);
         let (chunk, tail) = rest.split_at(n);
         let sql = format!(
-            "INSERT INTO attempts
-                 (task_id, result, at_ms, http_status, error_code, provider_code, message)
-             VALUES {}",
+            "INSERT INTO attempts ({}) VALUES {}",
+            ATTEMPT_COLUMNS.join(", "),
             value_rows(n, &ATTEMPT_TYPES)
         );
         let args: Vec<V> = chunk
