@@ -417,10 +417,7 @@ impl Backend for PostgresJournal {
     }
 
     /// One call of `srs_claim` (schema 5), outside any transaction.
-    fn claim_at_once(&self, tasks: &[TaskId], owner: &str, now_ms: i64, until_ms: i64) -> bool {
-        let mut ids = tasks.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
+    fn claim_at_once(&self, ids: &[TaskId], owner: &str, now_ms: i64, until_ms: i64) -> bool {
         let list = format!(
             "{{{}}}",
             ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")

@@ -142,12 +142,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         false
     }
 
-    /// Claims `tasks` for `owner` in one round trip, `true` when it claimed
-    /// every one; `false` when it claimed fewer or failed (a claim it took
+    /// Claims `ids` (sorted, each once) for `owner` in one round trip,
+    /// `true` when it claimed every one; `false` when it claimed fewer or failed (a claim it took
     /// stays: the general path claims it again, and tells why for the
     /// others). By default, always `false`.
-    fn claim_at_once(&self, tasks: &[TaskId], owner: &str, now_ms: i64, until_ms: i64) -> bool {
-        let _ = (tasks, owner, now_ms, until_ms);
+    fn claim_at_once(&self, ids: &[TaskId], owner: &str, now_ms: i64, until_ms: i64) -> bool {
+        let _ = (ids, owner, now_ms, until_ms);
         false
     }
 }
@@ -350,10 +350,13 @@ impl<B: Backend> Journal for B {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<Claim>, JournalError> {
-        if self.claim_at_once(tasks, owner, now_ms, until_ms) {
+        let mut ids = tasks.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if self.claim_at_once(&ids, owner, now_ms, until_ms) {
             return Ok(vec![Claim::Claimed; tasks.len()]);
         }
-        self.update(|tx| claim_tasks_in(tx, tasks, owner, now_ms, until_ms))
+        self.update(|tx| claim_tasks_in(tx, tasks, &ids, owner, now_ms, until_ms))
     }
 
     fn claim_delivery(
@@ -509,18 +512,17 @@ impl<B: Backend> Journal for B {
 /// texts, each prepared once, serve every group size.
 const CLAIM_CHUNK: usize = 64;
 
-/// [`Journal::claim_tasks`]: one `UPDATE` per [`CLAIM_CHUNK`] ids, in id
-/// order; a task it did not claim is looked up to tell why.
+/// [`Journal::claim_tasks`] of `tasks` (`ids`: them sorted, each once): one
+/// `UPDATE` per [`CLAIM_CHUNK`] ids, in id order; a task it did not claim is
+/// looked up to tell why.
 fn claim_tasks_in(
     tx: &mut dyn Tx,
     tasks: &[TaskId],
+    ids: &[TaskId],
     owner: &str,
     now_ms: i64,
     until_ms: i64,
 ) -> Result<Vec<Claim>, JournalError> {
-    let mut ids = tasks.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
     let mut claimed = HashSet::new();
     for chunk in ids.chunks(CLAIM_CHUNK) {
         let width = chunk.len().next_power_of_two();
