@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use policy_core::Answer;
 
-use crate::sandbox::{EMBEDDED_MODULE, Limits, Plugin, SandboxError};
+use crate::sandbox::{EMBEDDED_MODULE, Limits, Plugin};
 
 /// Exit code: a usage, I/O or config error, or failed vectors (SPEC §8).
 pub const EXIT_ERROR: u8 = 1;
@@ -204,10 +204,7 @@ impl SandboxArgs {
         // Compiled code is kept between runs where it can be; without a
         // cache the module is compiled as before.
         let plugin = match code_cache_dir() {
-            Some(dir) => match Plugin::load_cached(&wasm, limits, &dir) {
-                Err(SandboxError::Cache { .. }) => Plugin::load(&wasm, limits),
-                loaded => loaded,
-            },
+            Some(dir) => Plugin::load_cached(&wasm, limits, &dir),
             None => Plugin::load(&wasm, limits),
         };
         plugin.with_context(|| format!("{what} was refused"))

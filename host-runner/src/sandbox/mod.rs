@@ -1,12 +1,14 @@
 //! The policy module in a sandboxed wasmtime: no imports, a memory cap, fuel
 //! per call, bounded requests and answers, and every guest pointer checked.
 
-use std::path::{Path, PathBuf};
+mod cache;
+
+use std::path::Path;
 
 use wasmtime::{
-    Cache, CacheConfig, Config, Engine, ExternType, FuncType, Instance, InstanceAllocationStrategy,
-    InstancePre, Linker, Memory, Module, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder, Trap, TypedFunc, ValType,
+    Config, Engine, ExternType, FuncType, Instance, InstanceAllocationStrategy, InstancePre,
+    Linker, Memory, Module, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, TypedFunc, ValType,
 };
 
 /// The ABI version this host speaks (SPEC §6).
@@ -61,8 +63,6 @@ pub enum Allocation {
 pub enum SandboxError {
     #[error("module is not valid WebAssembly: {0}")]
     Compile(String),
-    #[error("cannot keep compiled code in {}: {message}", dir.display())]
-    Cache { dir: PathBuf, message: String },
     #[error("module imports `{module}::{name}`; a policy module must import nothing")]
     Import { module: String, name: String },
     #[error("module lacks the export `{name}` ({signature}) of ABI version {ABI_VERSION}")]
@@ -270,10 +270,11 @@ impl Plugin {
         Self::build(wasm, limits, allocation, None)
     }
 
-    /// [`Plugin::load`], keeping the compiled code in `cache_dir` (wasmtime's
-    /// own code cache): a later process with the same module, wasmtime and
-    /// settings loads it instead of compiling. The directory must be the
-    /// user's own: wasmtime runs the native code it finds there.
+    /// [`Plugin::load`], keeping the compiled code in `cache_dir`: a later
+    /// process with the same module, wasmtime and settings maps it instead of
+    /// compiling. The directory must be the user's own: srs runs the native
+    /// code it finds there (a directory or file that others may write is not
+    /// read). A cache that cannot be read or written only costs a compile.
     pub fn load_cached(
         wasm: &[u8],
         limits: Limits,
@@ -290,15 +291,6 @@ impl Plugin {
     ) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         config.consume_fuel(true);
-        if let Some(dir) = cache_dir {
-            let mut cache = CacheConfig::new();
-            cache.with_directory(dir);
-            let cache = Cache::new(cache).map_err(|e| SandboxError::Cache {
-                dir: dir.to_path_buf(),
-                message: format!("{e:#}"),
-            })?;
-            config.cache(Some(cache));
-        }
         if let Allocation::Pooling { instances } = allocation {
             let mut pool = PoolingAllocationConfig::new();
             pool.total_core_instances(instances)
@@ -308,8 +300,11 @@ impl Plugin {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&config).map_err(|e| SandboxError::Compile(e.to_string()))?;
-        let module =
-            Module::new(&engine, wasm).map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        let module = match cache_dir {
+            Some(dir) => cache::load_or_compile(&engine, wasm, dir),
+            None => Module::new(&engine, wasm),
+        }
+        .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
         if let Some(import) = module.imports().next() {
             return Err(SandboxError::Import {
                 module: import.module().to_owned(),
