@@ -45,9 +45,13 @@ pub fn device(device: &Device, path: &Path<'_>, sink: &mut Sink) {
 
 /// Each identity given is non-blank, and there is at least one.
 pub fn user(user: &User, path: &Path<'_>, sink: &mut Sink) {
-    for (name, value) in [("upn", &user.upn), ("email", &user.email)] {
+    let fields = [
+        ("upn", "`upn`", &user.upn),
+        ("email", "`email`", &user.email),
+    ];
+    for (name, what, value) in fields {
         if let Some(v) = value {
-            not_blank(v, &path.field(name), sink, &format!("`{name}`"));
+            not_blank(v, &path.field(name), sink, what);
         }
     }
     if user.upn.is_none() && user.email.is_none() {
