@@ -25,7 +25,7 @@ pub(super) fn load_or_compile(
     wasm: &[u8],
     dir: &Path,
 ) -> wasmtime::Result<Module> {
-    let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+    let path = kept_path(dir, engine, wasm);
     if let Some(module) = load(engine, &path) {
         return Ok(module);
     }
@@ -35,6 +35,11 @@ pub(super) fn load_or_compile(
         let _ = keep(dir, &path, &bytes);
     }
     Ok(module)
+}
+
+/// Where the code of `wasm` compiled by `engine` is kept in `dir`.
+fn kept_path(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
+    dir.join(format!("{}.cwasm", key(engine, wasm)))
 }
 
 /// The kept file's name: hex SHA-256 over the engine's compatibility hash
@@ -181,55 +186,76 @@ mod tests {
         wat::parse_str("(module (func (export \"f\")))").unwrap()
     }
 
-    #[test]
-    fn a_kept_module_is_loaded_and_a_bad_one_compiled_again() {
+    /// A cache directory holding one kept module, compiled by `engine`.
+    struct Kept {
+        _dir: tempfile::TempDir,
+        cache: PathBuf,
+        engine: Engine,
+        wasm: Vec<u8>,
+        path: PathBuf,
+    }
+
+    fn kept() -> Kept {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("srs");
         let engine = engine();
         let wasm = wat_module();
         load_or_compile(&engine, &wasm, &cache).unwrap();
-        let path = cache.join(format!("{}.cwasm", key(&engine, &wasm)));
-        assert!(load(&engine, &path).is_some(), "kept and loadable");
-        let names: Vec<_> = fs::read_dir(&cache)
+        let path = kept_path(&cache, &engine, &wasm);
+        Kept {
+            _dir: dir,
+            cache,
+            engine,
+            wasm,
+            path,
+        }
+    }
+
+    #[test]
+    fn a_kept_module_is_loaded_and_a_bad_one_compiled_again() {
+        let Kept {
+            cache,
+            engine,
+            wasm,
+            path,
+            ..
+        } = &kept();
+        assert!(load(engine, path).is_some(), "kept and loadable");
+        let names: Vec<_> = fs::read_dir(cache)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
 
         // Garbage under the name is refused by wasmtime and replaced.
-        fs::write(&path, b"not compiled code").unwrap();
-        assert!(load(&engine, &path).is_none());
-        let module = load_or_compile(&engine, &wasm, &cache).unwrap();
+        fs::write(path, b"not compiled code").unwrap();
+        assert!(load(engine, path).is_none());
+        let module = load_or_compile(engine, wasm, cache).unwrap();
         assert!(module.get_export("f").is_some());
-        assert!(load(&engine, &path).is_some(), "replaced by good code");
+        assert!(load(engine, path).is_some(), "replaced by good code");
     }
 
     #[cfg(unix)]
     #[test]
     fn a_file_or_directory_others_may_write_is_not_loaded() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("srs");
-        let engine = engine();
-        let wasm = wat_module();
-        load_or_compile(&engine, &wasm, &cache).unwrap();
-        let path = cache.join(format!("{}.cwasm", key(&engine, &wasm)));
-        assert_eq!(
-            fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(load(&engine, &path).is_some());
+        let Kept {
+            cache,
+            engine,
+            path,
+            ..
+        } = &kept();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(cache), 0o700);
+        assert_eq!(mode(path), 0o600);
+        assert!(load(engine, path).is_some());
 
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o620)).unwrap();
-        assert!(load(&engine, &path).is_none(), "group-writable file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(load(&engine, &path).is_none(), "world-writable directory");
-        fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).unwrap();
-        assert!(load(&engine, &path).is_some());
+        fs::set_permissions(path, fs::Permissions::from_mode(0o620)).unwrap();
+        assert!(load(engine, path).is_none(), "group-writable file");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(cache, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(load(engine, path).is_none(), "world-writable directory");
+        fs::set_permissions(cache, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(load(engine, path).is_some());
     }
 }
