@@ -269,6 +269,40 @@ fn kept(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
+/// A cache directory group or others may write is not used, and srs says
+/// so (else the only symptom is a compile at every start).
+#[cfg(unix)]
+#[test]
+fn a_cache_others_may_write_is_named_and_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("shared");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let plain = srs(&[
+        "eval",
+        "--policy",
+        "examples/policy.json",
+        "examples/events/jailbroken-iphone.json",
+    ]);
+    for _ in 0..2 {
+        let out = eval_cached(&cache);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(stdout(&out), stdout(&plain));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is not used: group or others may write it (mode 777)"),
+            "{err}"
+        );
+    }
+    // Nothing was written there; once private, it is used.
+    assert_eq!(kept(&cache), vec![]);
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = eval_cached(&cache);
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(kept(&cache).len(), 1, "{:?}", kept(&cache));
+}
+
 #[test]
 fn compiled_code_is_kept_between_runs_and_a_broken_cache_only_costs_a_compile() {
     let dir = tempfile::tempdir().unwrap();

@@ -204,7 +204,12 @@ impl SandboxArgs {
         // Compiled code is kept between runs where it can be; without a
         // cache the module is compiled as before.
         let plugin = match code_cache_dir() {
-            Some(dir) => Plugin::load_cached(&wasm, limits, &dir),
+            Some(dir) => {
+                if let Some(why) = crate::sandbox::cache::unusable(&dir) {
+                    eprintln!("srs: note: {why}");
+                }
+                Plugin::load_cached(&wasm, limits, &dir)
+            }
             None => Plugin::load(&wasm, limits),
         };
         plugin.with_context(|| format!("{what} was refused"))

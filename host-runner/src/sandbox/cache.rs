@@ -73,17 +73,17 @@ impl Hasher for ShaHasher {
     reason = "loading compiled code is unsafe: the one unsafe of host-runner"
 )]
 fn load(engine: &Engine, path: &Path) -> Option<Module> {
-    let dir = path.parent()?;
-    if !private(dir) || !private(path) {
+    if !trusted(path.parent()?, path) {
         return None;
     }
     // SAFETY: wasmtime requires the file to be the unmodified output of
     // `Module::serialize` and to stay unchanged while the module lives.
     // - Only srs writes this directory's files: it is the user's own cache
     //   directory (an absolute path from SRS_CACHE_DIR, XDG_CACHE_HOME or
-    //   HOME), and `private` above refuses a directory or file that other
-    //   users may write. Anyone who can write it as this user can already
-    //   replace the srs binary itself.
+    //   HOME), and `trusted` above refuses a directory or file that other
+    //   users may write, and a file not owned by the directory's owner.
+    //   Anyone who can write it as this user can already replace the srs
+    //   binary itself.
     // - srs writes a file only whole (`keep`: a temporary name, synced, then
     //   renamed), and never in place, so the mapped inode never changes; a
     //   newer file replaces the name, not the mapping.
@@ -98,6 +98,10 @@ fn load(engine: &Engine, path: &Path) -> Option<Module> {
 /// writable by the user alone, synced, then renamed into place.
 fn keep(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     make_private_dir(dir)?;
+    if let Some(why) = unusable(dir) {
+        // Nothing would read it back; nothing is left for others to change.
+        return Err(std::io::Error::other(why));
+    }
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -147,16 +151,42 @@ fn create_private(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Whether `path` exists and no one but its owner may write it.
+/// Whether `file` in `dir` may be run: both exist, neither may be written by
+/// group or others, and the file's owner is the directory's.
 #[cfg(unix)]
-fn private(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o022 == 0)
+fn trusted(dir: &Path, file: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(dir), fs::metadata(file)) {
+        (Ok(d), Ok(f)) => d.mode() & 0o022 == 0 && f.mode() & 0o022 == 0 && f.uid() == d.uid(),
+        _ => false,
+    }
 }
 
 #[cfg(not(unix))]
-fn private(path: &Path) -> bool {
-    path.exists()
+fn trusted(_dir: &Path, file: &Path) -> bool {
+    file.exists()
+}
+
+/// Why an existing cache directory is not used, if it is not: group or
+/// others may write it (as a directory made under a umask of 002 may be).
+/// Worth telling the user, since the only symptom is a compile every start.
+#[cfg(unix)]
+pub fn unusable(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = fs::metadata(dir).ok()?.mode();
+    (mode & 0o022 != 0).then(|| {
+        format!(
+            "the code cache {} is not used: group or others may write it \
+             (mode {:o}); `chmod go-w` it to use it",
+            dir.display(),
+            mode & 0o777
+        )
+    })
+}
+
+#[cfg(not(unix))]
+pub fn unusable(_dir: &Path) -> Option<String> {
+    None
 }
 
 #[cfg(test)]
@@ -253,9 +283,22 @@ mod tests {
         fs::set_permissions(path, fs::Permissions::from_mode(0o620)).unwrap();
         assert!(load(engine, path).is_none(), "group-writable file");
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(unusable(cache).is_none());
         fs::set_permissions(cache, fs::Permissions::from_mode(0o777)).unwrap();
         assert!(load(engine, path).is_none(), "world-writable directory");
+        let why = unusable(cache).unwrap();
+        assert!(
+            why.contains("mode 777") && why.contains("chmod go-w"),
+            "{why}"
+        );
         fs::set_permissions(cache, fs::Permissions::from_mode(0o700)).unwrap();
         assert!(load(engine, path).is_some());
+        assert!(unusable(&cache.join("missing")).is_none());
+
+        // A file owned by someone else is not run. Only root can give a
+        // file away: as anyone else, chown fails and this part checks nothing.
+        if std::os::unix::fs::chown(path, Some(65534), None).is_ok() {
+            assert!(load(engine, path).is_none(), "another user's file");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The policy module in a sandboxed wasmtime: no imports, a memory cap, fuel
 //! per call, bounded requests and answers, and every guest pointer checked.
 
-mod cache;
+pub mod cache;
 
 use std::path::Path;
 
