@@ -236,17 +236,20 @@ fn test_command_refuses_a_module_that_imports() {
     );
 }
 
+/// The `srs eval` the code cache tests run, with or without a cache.
+const EVAL: [&str; 4] = [
+    "eval",
+    "--policy",
+    "examples/policy.json",
+    "examples/events/jailbroken-iphone.json",
+];
+
 /// `srs eval` with its compiled code kept in `cache`.
 fn eval_cached(cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_srs"))
         .current_dir(root())
         .env("SRS_CACHE_DIR", cache)
-        .args([
-            "eval",
-            "--policy",
-            "examples/policy.json",
-            "examples/events/jailbroken-iphone.json",
-        ])
+        .args(EVAL)
         .output()
         .unwrap()
 }
@@ -279,12 +282,7 @@ fn a_cache_others_may_write_is_named_and_not_used() {
     let cache = dir.path().join("shared");
     std::fs::create_dir(&cache).unwrap();
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let plain = srs(&[
-        "eval",
-        "--policy",
-        "examples/policy.json",
-        "examples/events/jailbroken-iphone.json",
-    ]);
+    let plain = srs(&EVAL);
     for _ in 0..2 {
         let out = eval_cached(&cache);
         assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -307,12 +305,7 @@ fn a_cache_others_may_write_is_named_and_not_used() {
 fn compiled_code_is_kept_between_runs_and_a_broken_cache_only_costs_a_compile() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let plain = srs(&[
-        "eval",
-        "--policy",
-        "examples/policy.json",
-        "examples/events/jailbroken-iphone.json",
-    ]);
+    let plain = srs(&EVAL);
     // The first run compiles and keeps the code; the second loads it; both
     // answer as a run without the cache does.
     for _ in 0..2 {

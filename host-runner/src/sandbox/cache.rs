@@ -82,8 +82,8 @@ fn load(engine: &Engine, path: &Path) -> Option<Module> {
     //   directory (an absolute path from SRS_CACHE_DIR, XDG_CACHE_HOME or
     //   HOME), and `trusted` above refuses a directory or file that other
     //   users may write, and a file not owned by the directory's owner.
-    //   Anyone who can write it as this user can already replace the srs
-    //   binary itself.
+    //   Anyone who can write it as this user can already run code as this
+    //   user (through the shell's startup files, for one).
     // - srs writes a file only whole (`keep`: a temporary name, synced, then
     //   renamed), and never in place, so the mapped inode never changes; a
     //   newer file replaces the name, not the mapping.
