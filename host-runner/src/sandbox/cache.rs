@@ -151,13 +151,21 @@ fn create_private(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Whether group or others may write what `metadata` describes: the one
+/// test of a kept file and of its directory.
+#[cfg(unix)]
+fn others_may_write(metadata: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    metadata.mode() & 0o022 != 0
+}
+
 /// Whether `file` in `dir` may be run: both exist, neither may be written by
 /// group or others, and the file's owner is the directory's.
 #[cfg(unix)]
 fn trusted(dir: &Path, file: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (fs::metadata(dir), fs::metadata(file)) {
-        (Ok(d), Ok(f)) => d.mode() & 0o022 == 0 && f.mode() & 0o022 == 0 && f.uid() == d.uid(),
+        (Ok(d), Ok(f)) => !others_may_write(&d) && !others_may_write(&f) && f.uid() == d.uid(),
         _ => false,
     }
 }
@@ -173,8 +181,9 @@ fn trusted(_dir: &Path, file: &Path) -> bool {
 #[cfg(unix)]
 pub fn unusable(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let mode = fs::metadata(dir).ok()?.mode();
-    (mode & 0o022 != 0).then(|| {
+    let metadata = fs::metadata(dir).ok()?;
+    let mode = metadata.mode();
+    others_may_write(&metadata).then(|| {
         format!(
             "the code cache {} is not used: group or others may write it \
              (mode {:o}); `chmod go-w` it to use it",
