@@ -166,6 +166,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// How long a write waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prepared statements kept per connection. The journal's statements with a
+/// power of two of rows come in several sizes each; rusqlite's default (16)
+/// is fewer than the journal uses, so statements were parsed again and again.
+const STATEMENTS: usize = 256;
+
 /// The journal in a local SQLite file (WAL mode). One connection, used by
 /// one caller at a time: SQLite has one writer anyway.
 #[derive(Debug)]
@@ -206,6 +211,7 @@ impl SqliteJournal {
             source,
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(open_err)?;
