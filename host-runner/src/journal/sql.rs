@@ -4,7 +4,8 @@
 //! parameters; a backend adapts what it must (SQLite reads `$1` as `?1`).
 //! Every [`Backend`] is a [`Journal`].
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use policy_core::{Outcome, Provider};
 
@@ -103,6 +104,13 @@ pub trait Tx {
     fn run(&mut self, sql: &str, args: &[V]) -> Result<u64, JournalError>;
     /// Runs a query; every row.
     fn rows(&mut self, sql: &str, args: &[V]) -> Result<Vec<Row>, JournalError>;
+    /// Whether a statement costs no round trip (an embedded database): then
+    /// a prepared one-row statement per row beats one statement over a
+    /// `VALUES` list, which the database must materialize first. By
+    /// default, `false`.
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// A database the journal can live in.
@@ -673,8 +681,10 @@ fn pending_for<'e>(
 ) -> Result<Vec<(&'e str, TaskRef)>, JournalError> {
     // Each (provider, subject) once, where it is first wanted.
     let mut pairs: Vec<(Provider, &str, i64)> = Vec::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
     for &(event, provider, subject) in wants {
-        if !pairs.iter().any(|&(p, s, _)| p == provider && s == subject) {
+        if let Entry::Vacant(place) = index.entry((provider.as_str(), subject)) {
+            place.insert(pairs.len());
             pairs.push((provider, subject, event.received_ms));
         }
     }
@@ -685,7 +695,7 @@ fn pending_for<'e>(
         .iter()
         .flat_map(|&(provider, subject, ms)| [provider.as_str().into(), subject.into(), ms.into()])
         .collect();
-    let rows: Vec<String> = (0..pairs.len())
+    let values: Vec<String> = (0..pairs.len())
         .map(|i| {
             format!(
                 "(${}, ${}, 'pending', ${2}, ${2})",
@@ -695,31 +705,37 @@ fn pending_for<'e>(
             )
         })
         .collect();
-    let ids: Vec<(String, String, TaskId)> = tx
-        .rows(
-            &format!(
-                "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
+    let mut ids: Vec<Option<TaskId>> = vec![None; pairs.len()];
+    let rows = tx.rows(
+        &format!(
+            "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
                  VALUES {}
                  ON CONFLICT (provider, subject) WHERE state = 'pending'
                      DO UPDATE SET provider = excluded.provider
                  RETURNING provider, subject, id",
-                rows.join(", ")
-            ),
-            &args,
-        )?
-        .into_iter()
-        .map(|row| Ok((row.text(0)?, row.text(1)?, row.int(2)?)))
-        .collect::<Result<_, JournalError>>()?;
+            values.join(", ")
+        ),
+        &args,
+    )?;
+    let got = rows.len();
+    for row in rows {
+        let (provider, subject) = (row.text(0)?, row.text(1)?);
+        if let Some(id) = index
+            .get(&(provider.as_str(), subject.as_str()))
+            .and_then(|&i| ids.get_mut(i))
+        {
+            *id = Some(row.int(2)?);
+        }
+    }
     let tasks: Vec<(&'e str, TaskRef)> = wants
         .iter()
         .map(|&(event, provider, subject)| {
-            let id = ids
-                .iter()
-                .find(|(p, s, _)| p == provider.as_str() && s == subject)
-                .map(|(_, _, id)| *id)
+            let id = index
+                .get(&(provider.as_str(), subject))
+                .and_then(|&i| ids.get(i).copied().flatten())
                 .ok_or(JournalError::BatchMismatch {
                     sent: pairs.len(),
-                    got: ids.len(),
+                    got,
                 })?;
             Ok((
                 event.id,
@@ -1399,6 +1415,20 @@ fn attach(tx: &mut dyn Tx, task: TaskId, event: &str) -> Result<(), JournalError
 /// [`ATTEMPT_CHUNK`] tasks in id order. Conditional, so it needs no lock:
 /// a task no longer pending is left alone and reported, and nothing is.
 fn settle(tx: &mut dyn Tx, attempts: &[(TaskId, Attempt<'_>)]) -> Result<(), JournalError> {
+    if tx.in_process() {
+        // In the order given, one by one: what the rounds below give.
+        for (task, attempt) in attempts {
+            let row = attempt_row(*task, attempt, attempt.result.state().as_str());
+            let sql = "UPDATE tasks SET state = $2, updated_ms = $3, attempts = attempts + 1,
+                     last_status = $4, last_error_code = $5,
+                     last_provider_code = $6, last_message = $7
+                 WHERE id = $1 AND state = 'pending'";
+            if tx.run(sql, &row)? == 0 {
+                return Err(not_settled(tx, *task)?);
+            }
+        }
+        return Ok(());
+    }
     let mut rest: Vec<&(TaskId, Attempt<'_>)> = attempts.iter().collect();
     while !rest.is_empty() {
         let mut seen = HashSet::new();
@@ -1450,15 +1480,20 @@ fn settle_chunk(tx: &mut dyn Tx, chunk: &[&(TaskId, Attempt<'_>)]) -> Result<(),
         .collect::<Result<_, _>>()?;
     for (task, _) in chunk {
         if !settled.contains(task) {
-            return Err(
-                match state_of(tx, "SELECT state FROM tasks WHERE id = $1", *task)? {
-                    None => JournalError::UnknownTask(*task),
-                    Some(state) => JournalError::NotPending { id: *task, state },
-                },
-            );
+            return Err(not_settled(tx, *task)?);
         }
     }
     Ok(())
+}
+
+/// Why an attempt did not settle `task`: it is unknown, or not pending.
+fn not_settled(tx: &mut dyn Tx, task: TaskId) -> Result<JournalError, JournalError> {
+    Ok(
+        match state_of(tx, "SELECT state FROM tasks WHERE id = $1", task)? {
+            None => JournalError::UnknownTask(task),
+            Some(state) => JournalError::NotPending { id: task, state },
+        },
+    )
 }
 
 /// The SQL types of an attempt's row ([`attempt_row`]).

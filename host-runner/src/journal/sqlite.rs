@@ -352,6 +352,10 @@ impl Tx for SqliteTx<'_> {
             .collect::<Result<Vec<Row>, _>>()?;
         Ok(rows)
     }
+
+    fn in_process(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
