@@ -25,7 +25,13 @@ pub fn evaluate(
 ) -> JsValue {
     let answer = match (json(&policy, "policy"), json(&event, "event")) {
         (Ok(policy), Ok(event)) => {
-            crate::evaluate(format!(r#"{{"policy":{policy},"event":{event}}}"#).as_bytes())
+            let mut request = Vec::with_capacity(policy.len() + event.len() + 22);
+            request.extend_from_slice(br#"{"policy":"#);
+            request.extend_from_slice(&policy);
+            request.extend_from_slice(br#","event":"#);
+            request.extend_from_slice(&event);
+            request.push(b'}');
+            crate::evaluate(&request)
         }
         (policy, event) => failure(policy.err().into_iter().chain(event.err()).collect()),
     };
@@ -91,7 +97,7 @@ impl JsEngine {
     ) -> JsValue {
         let answer = match json(&event, "event") {
             // What `srs_evaluate_event` does with the kept policy.
-            Ok(event) => self.inner.evaluate_json(event.as_bytes()).to_json(),
+            Ok(event) => self.inner.evaluate_json(&event).to_json(),
             Err(error) => failure(vec![error]),
         };
         parse(&answer)
@@ -101,12 +107,12 @@ impl JsEngine {
 /// What `srs_set_policy` does with the policy, keeping the engine.
 fn compile(policy: &JsValue) -> Result<policy_core::Engine, Answer> {
     let policy = json(policy, "policy").map_err(|e| Answer::Failure { errors: vec![e] })?;
-    policy_core::Engine::from_json(policy.as_bytes())
+    policy_core::Engine::from_json(&policy)
 }
 
-/// A JS value as the JSON text `JSON.stringify` makes of it; `undefined` is
-/// missing, and a value with no JSON text is malformed.
-fn json(value: &JsValue, path: &str) -> Result<String, Diagnostic> {
+/// A JS value as the JSON text `JSON.stringify` makes of it, in UTF-8;
+/// `undefined` is missing, and a value with no JSON text is malformed.
+fn json(value: &JsValue, path: &str) -> Result<Vec<u8>, Diagnostic> {
     if value.is_undefined() {
         return Err(Diagnostic {
             code: ErrorCode::MissingField,
@@ -115,11 +121,9 @@ fn json(value: &JsValue, path: &str) -> Result<String, Diagnostic> {
         });
     }
     let why = match js_sys::JSON::stringify(value) {
-        Ok(text) => match text.as_string() {
-            Some(text) => return Ok(text),
-            // `JSON.stringify` gives `undefined` for these.
-            None => "it has no JSON text (a function or a symbol)".to_owned(),
-        },
+        Ok(text) if text.is_string() => return Ok(utf8(&text)),
+        // `JSON.stringify` gives `undefined` for these.
+        Ok(_) => "it has no JSON text (a function or a symbol)".to_owned(),
         // A BigInt, a cycle, or a `toJSON` that throws.
         Err(thrown) => match thrown.dyn_ref::<js_sys::Error>() {
             Some(error) => String::from(error.message()),
@@ -133,6 +137,57 @@ fn json(value: &JsValue, path: &str) -> Result<String, Diagnostic> {
         path: path.to_owned(),
         message: format!("input is not JSON data: {why}"),
     })
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The platform's `TextEncoder` (Node and every browser have it).
+    type TextEncoder;
+
+    #[wasm_bindgen(constructor)]
+    fn new() -> TextEncoder;
+
+    #[wasm_bindgen(method, js_name = encodeInto)]
+    fn encode_into(
+        this: &TextEncoder,
+        text: &js_sys::JsString,
+        into: &js_sys::Uint8Array,
+    ) -> Encoded;
+
+    /// What `encodeInto` did.
+    type Encoded;
+
+    #[wasm_bindgen(method, getter)]
+    fn written(this: &Encoded) -> u32;
+}
+
+thread_local! {
+    static ENCODER: TextEncoder = TextEncoder::new();
+}
+
+/// A string's UTF-8, written by the platform's `TextEncoder` straight into
+/// this module's memory. wasm-bindgen's own string passing copies an ASCII
+/// string a UTF-16 unit at a time in JavaScript: ~11% of a Node
+/// `engine.evaluate` by `node --cpu-prof`; this made the call ~8% faster.
+/// `JSON.stringify`'s text has no lone surrogate (it writes one as a
+/// `\ud800` escape), so the UTF-8 is exact.
+fn utf8(text: &js_sys::JsString) -> Vec<u8> {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    let mut out = vec![0u8; text.length() as usize * 3];
+    // A view of `out`'s bytes, by address: JavaScript writes them while
+    // Rust holds no reference to them, and no allocation (which could grow
+    // the memory and detach the view) happens before the view is dropped.
+    let view = js_sys::Uint8Array::new_with_byte_offset_and_length(
+        &wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer(),
+        out.as_mut_ptr() as usize as u32,
+        out.len() as u32,
+    );
+    let written = ENCODER.with(|e| e.encode_into(text, &view).written());
+    drop(view);
+    out.truncate(written as usize);
+    out
 }
 
 /// A failure answer's JSON text.

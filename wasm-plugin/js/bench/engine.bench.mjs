@@ -26,17 +26,23 @@ for (const event of events) {
 const now = process.hrtime.bigint;
 let sink = 0;
 
-// Runs `call(event)` round-robin over the mix: warm-up, then SAMPLES timed samples of N calls.
+// Runs `call(event, index)` round-robin over the mix: warm-up, then SAMPLES timed samples of N calls.
 function bench(name, call) {
   let calls = 0;
   const start = now();
-  while (Number(now() - start) < WARMUP_NS) sink += call(events[calls++ % events.length]) ? 1 : 0;
+  while (Number(now() - start) < WARMUP_NS) {
+    const k = calls++ % events.length;
+    sink += call(events[k], k) ? 1 : 0;
+  }
   const estimate = Number(now() - start) / calls;
   const n = Math.max(events.length, Math.round(SAMPLE_NS / estimate / events.length) * events.length);
   const perCall = [];
   for (let s = 0; s < SAMPLES; s++) {
     const t = now();
-    for (let i = 0; i < n; i++) sink += call(events[i % events.length]) ? 1 : 0;
+    for (let i = 0; i < n; i++) {
+      const k = i % events.length;
+      sink += call(events[k], k) ? 1 : 0;
+    }
     perCall.push(Number(now() - t) / n);
   }
   perCall.sort((a, b) => a - b);
@@ -45,10 +51,16 @@ function bench(name, call) {
   return { name, calls_per_sample: n, samples: SAMPLES, median_ns: median, min_ns: perCall[0], max_ns: perCall.at(-1) };
 }
 
+// The floor under engine.evaluate: the JSON text in and the answer object
+// out, which every call pays in JavaScript before and after the wasm.
+const answerTexts = events.map((e) => JSON.stringify(engine.evaluate(e)));
+
 const results = [
   bench("engine.evaluate(event)", (e) => engine.evaluate(e)),
   bench("evaluate(policy, event)", (e) => srs.evaluate(policy, e)),
   bench("new Engine(policy) + free", () => { new srs.Engine(policy).free(); return 1; }),
+  bench("JSON.stringify(event)", (e) => JSON.stringify(e)),
+  bench("JSON.parse(answer text)", (_, k) => JSON.parse(answerTexts[k])),
 ];
 engine.free();
 

@@ -146,6 +146,31 @@ const malformed = (path, why) => ({
 });
 const noText = "it has no JSON text (a function or a symbol)";
 
+test("text beyond ASCII crosses intact: 2-, 3- and 4-byte UTF-8, matched case-insensitively", () => {
+  const policy = { ...example, exempt_users: ["ÜSER-東@Éxample.com"] };
+  const engine = new srs.Engine(policy);
+  const name = "Politique « Jailbreak » 😀";
+  const event = {
+    ...jailbroken,
+    id: "évt-😀",
+    user: { upn: "üser-東@éxample.com" },
+    compliance: { compliant: false, violations: [{ policy: name }] },
+  };
+  const unknown = engine.evaluate(event);
+  assert.deepEqual(unknown.errors.map((e) => e.path), ["event.compliance.violations[0].policy"]);
+  assert.ok(unknown.errors[0].message.includes(`\`${name}\``), unknown.errors[0].message);
+  event.compliance.violations[0].actions = ["block"];
+  const exempt = engine.evaluate(event);
+  assert.equal(exempt.decision.outcome, "no_action");
+  assert.deepEqual(exempt.decision.reasons.at(-1).matched, [{ user: "üser-東@éxample.com" }]);
+  assert.deepEqual(exempt, srs.evaluate(policy, event));
+  // JSON.stringify writes a lone surrogate as a `\ud800` escape, which JSON
+  // text may not decode to: malformed, as in every other runtime.
+  const lone = engine.evaluate({ ...event, id: "evt-\ud800" });
+  assert.deepEqual(lone.errors.map((e) => [e.code, e.path]), [["malformed-json", "event"]]);
+  engine.free();
+});
+
 test("a property whose value is undefined is left out, as JSON.stringify leaves it out", () => {
   const engine = new srs.Engine(gracePolicy);
   const { time: _, ...untimed } = jailbroken;
