@@ -16,6 +16,21 @@ pub fn push_lower(out: &mut String, c: char) {
     }
 }
 
+/// Whether `s` lowercased is `lower`: as `lowercase(s) == lower`, without
+/// building the lowercase of an ASCII `s` (whose lowercase is its ASCII
+/// lowercase, byte for byte).
+pub fn lowercases_to(s: &str, lower: &str) -> bool {
+    if s.is_ascii() {
+        s.len() == lower.len()
+            && s
+                .bytes()
+                .zip(lower.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b)
+    } else {
+        lowercase(s) == lower
+    }
+}
+
 /// As `s.to_lowercase()`.
 pub fn lowercase(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -331,6 +346,20 @@ mod tests {
         ) {
             let s = parts.concat() + &any_text;
             proptest::prop_assert_eq!(lowercase(&s), s.to_lowercase());
+        }
+
+        #[test]
+        fn lowercases_to_is_lowercase_then_equal(
+            s in "[a-zA-Z@.İΣσ\u{212a}k]{0,6}",
+            other in "[a-zA-Z@.iσς\u{307}k]{0,6}",
+        ) {
+            // Against its own lowercase, another string, and each with a
+            // char changed, ASCII or not.
+            let lower = s.to_lowercase();
+            proptest::prop_assert!(lowercases_to(&s, &lower));
+            for candidate in [other.clone(), other.to_lowercase(), lower.clone() + "a", lower.replacen('a', "b", 1)] {
+                proptest::prop_assert_eq!(lowercases_to(&s, &candidate), s.to_lowercase() == candidate);
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::answer::{
     Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, PolicySummary, Reason,
     Revocation, Rule, Scheduled,
 };
-use crate::case::lowercase;
+use crate::case::{lowercase, lowercases_to};
 use crate::checks;
 use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_many};
 use crate::json;
@@ -400,7 +400,7 @@ impl Engine {
         [&event.user.upn, &event.user.email]
             .into_iter()
             .flatten()
-            .find(|id| self.exempt.contains(&lowercase(id)))
+            .find(|id| self.exempt.iter().any(|e| lowercases_to(id, e)))
             .map(String::as_str)
     }
 }
