@@ -34,7 +34,7 @@ use crate::answer::ErrorCode;
 use crate::checks;
 use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::json::{self, list, wrong_kind};
-use crate::model::{Action, Compliance, Device, DeviceState, Tier, User, Violation};
+use crate::model::{Action, Compliance, Device, DeviceState, Event, Tier, User, Violation};
 use crate::names::Wire;
 use crate::schema::EventParts;
 use crate::write::string_stop;
@@ -531,6 +531,191 @@ fn checked<'t, T>(
 /// Whether the next value is an object (as `Obj::new` asks), else reported.
 fn is_object(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
     r.is(Kind::Object, "an object", path, sink)
+}
+
+/// The common case, read without the machinery that finds every error: an
+/// event whose keys are all known and given once, with every required
+/// field, values of the kinds the schema wants (`null` where it allows
+/// one), a device state that parses, no string over
+/// [`MAX_STRING`](crate::diag::MAX_STRING) bytes
+/// and no array over [`MAX_ITEMS`] items. For such input [`event`] finds no
+/// error either, and builds the same event: its other errors are the checks
+/// of [`checks::event`], which the caller runs on this one. Anything else is
+/// `None`, and the caller reads the input again with [`event`], which finds
+/// and words every error.
+pub fn plain_event(bytes: &[u8]) -> Option<Event> {
+    let mut r = Reader::new(text(bytes).ok()?);
+    let event = plain::event(&mut r).ok()?;
+    r.end().ok()?;
+    Some(event)
+}
+
+/// [`plain_event`]'s parts: any deviation from the common case is `Err`.
+mod plain {
+    use super::{Fallback, Kind, R, Reader};
+    use crate::diag::{MAX_ITEMS, MAX_STRING};
+    use crate::model::{Action, Compliance, Device, Event, Tier, User, Violation};
+
+    /// Keeps a field's value; a second one is a duplicate key.
+    fn once<T>(slot: &mut Option<T>, value: T) -> R<()> {
+        match slot.replace(value) {
+            None => Ok(()),
+            Some(_) => Err(Fallback),
+        }
+    }
+
+    fn expect(r: &mut Reader<'_>, kind: Kind) -> R<()> {
+        if r.kind()? == kind {
+            Ok(())
+        } else {
+            Err(Fallback)
+        }
+    }
+
+    fn string(r: &mut Reader<'_>) -> R<String> {
+        expect(r, Kind::String)?;
+        let s = r.string()?;
+        if s.len() > MAX_STRING {
+            return Err(Fallback);
+        }
+        Ok(s.into_owned())
+    }
+
+    /// `null` or what `read` reads.
+    fn nullable<'t, T>(
+        r: &mut Reader<'t>,
+        read: impl FnOnce(&mut Reader<'t>) -> R<T>,
+    ) -> R<Option<T>> {
+        if r.kind()? == Kind::Null {
+            r.literal("null")?;
+            return Ok(None);
+        }
+        read(r).map(Some)
+    }
+
+    fn array<'t, T>(
+        r: &mut Reader<'t>,
+        mut item: impl FnMut(&mut Reader<'t>) -> R<T>,
+    ) -> R<Vec<T>> {
+        expect(r, Kind::Array)?;
+        let mut out = Vec::new();
+        r.array(|r, _| {
+            out.push(item(r)?);
+            Ok(())
+        })?;
+        if out.len() > MAX_ITEMS {
+            return Err(Fallback);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn event(r: &mut Reader<'_>) -> R<Event> {
+        expect(r, Kind::Object)?;
+        let (mut id, mut time, mut device, mut user, mut compliance) =
+            (None, None, None, None, None);
+        r.object(|r, key| match key.as_ref() {
+            "id" => once(&mut id, string(r)?),
+            "time" => once(&mut time, nullable(r, string)?),
+            "device" => once(&mut device, self::device(r)?),
+            "user" => once(&mut user, self::user(r)?),
+            "compliance" => once(&mut compliance, self::compliance(r)?),
+            _ => Err(Fallback),
+        })?;
+        Ok(Event {
+            id: id.ok_or(Fallback)?,
+            time: time.flatten(),
+            device: device.ok_or(Fallback)?,
+            user: user.ok_or(Fallback)?,
+            compliance: compliance.ok_or(Fallback)?,
+        })
+    }
+
+    fn device(r: &mut Reader<'_>) -> R<Device> {
+        expect(r, Kind::Object)?;
+        let (mut id, mut state, mut platform) = (None, None, None);
+        r.object(|r, key| match key.as_ref() {
+            "id" => once(&mut id, string(r)?),
+            "state" => once(&mut state, string(r)?.parse().map_err(|_| Fallback)?),
+            "platform" => once(&mut platform, nullable(r, string)?),
+            _ => Err(Fallback),
+        })?;
+        Ok(Device {
+            id: id.ok_or(Fallback)?,
+            state: state.ok_or(Fallback)?,
+            platform: platform.flatten(),
+        })
+    }
+
+    fn user(r: &mut Reader<'_>) -> R<User> {
+        expect(r, Kind::Object)?;
+        let (mut upn, mut email) = (None, None);
+        r.object(|r, key| match key.as_ref() {
+            "upn" => once(&mut upn, nullable(r, string)?),
+            "email" => once(&mut email, nullable(r, string)?),
+            _ => Err(Fallback),
+        })?;
+        Ok(User {
+            upn: upn.flatten(),
+            email: email.flatten(),
+        })
+    }
+
+    fn compliance(r: &mut Reader<'_>) -> R<Compliance> {
+        expect(r, Kind::Object)?;
+        let (mut compliant, mut violations) = (None, None);
+        r.object(|r, key| match key.as_ref() {
+            "compliant" => {
+                expect(r, Kind::Bool)?;
+                once(&mut compliant, r.boolean()?)
+            }
+            "violations" => once(&mut violations, nullable(r, |r| array(r, violation))?),
+            _ => Err(Fallback),
+        })?;
+        Ok(Compliance {
+            compliant: compliant.ok_or(Fallback)?,
+            violations: violations.flatten().unwrap_or_default(),
+        })
+    }
+
+    fn violation(r: &mut Reader<'_>) -> R<Violation> {
+        expect(r, Kind::Object)?;
+        let (mut policy, mut actions) = (None, None);
+        r.object(|r, key| match key.as_ref() {
+            "policy" => once(&mut policy, string(r)?),
+            "actions" => once(&mut actions, nullable(r, |r| array(r, action))?),
+            _ => Err(Fallback),
+        })?;
+        Ok(Violation {
+            policy: policy.ok_or(Fallback)?,
+            actions: actions.flatten(),
+        })
+    }
+
+    fn action(r: &mut Reader<'_>) -> R<Action> {
+        if r.kind()? == Kind::String {
+            return string(r).map(Action::Name);
+        }
+        expect(r, Kind::Object)?;
+        let mut flags: [Option<Option<bool>>; 4] = [None; 4];
+        r.object(|r, key| {
+            let at = ["alert", "block", "quarantine", "wipe"]
+                .iter()
+                .position(|name| *name == key.as_ref())
+                .ok_or(Fallback)?;
+            let flag = nullable(r, |r| {
+                expect(r, Kind::Bool)?;
+                r.boolean()
+            })?;
+            once(flags.get_mut(at).ok_or(Fallback)?, flag)
+        })?;
+        let [alert, block, quarantine, wipe] = flags.map(|f| f.flatten().unwrap_or(false));
+        Ok(Action::Tier(Tier {
+            alert,
+            block,
+            quarantine,
+            wipe,
+        }))
+    }
 }
 
 /// An event given as JSON, as `json::read` then `schema::event` read it,
