@@ -137,21 +137,22 @@ impl Engine {
     /// that is not well-formed JSON) is read again the old way, which words
     /// the `malformed-json` error.
     pub fn evaluate_json(&self, event: &[u8]) -> Answer {
-        let mut sink = Sink::default();
         // The common case first, read without finding errors: when its
         // checks find none either, it is the event `read::event` builds.
-        if let Some(plain) = read::plain_event(event) {
-            checks::event(&plain, &mut sink);
-            if sink.errors.is_empty() && sink.warnings.is_empty() {
-                let violations = self.violations(&plain.compliance, &mut sink);
-                return self.answer(sink, &plain, violations);
-            }
-            sink = Sink::default();
-        }
-        match read::event(event, &mut sink) {
-            Ok(parts) => self.evaluate_parts(parts, sink),
-            Err(read::Fallback) => self.evaluate_json_via_value(event),
-        }
+        let plain = read::plain_event(event).filter(|plain| {
+            let mut sink = Sink::default();
+            checks::event(plain, &mut sink);
+            sink.errors.is_empty() && sink.warnings.is_empty()
+        });
+        let mut sink = Sink::default();
+        let parts = match plain {
+            Some(event) => EventParts::from(event),
+            None => match read::event(event, &mut sink) {
+                Ok(parts) => parts,
+                Err(read::Fallback) => return self.evaluate_json_via_value(event),
+            },
+        };
+        self.evaluate_parts(parts, sink)
     }
 
     /// [`Engine::evaluate_json`] the old way: the text into a
