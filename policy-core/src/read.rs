@@ -21,6 +21,11 @@
 //! integers are decoded by serde_json itself, token by token, so that what
 //! counts as a valid escape or a finite number is serde_json's answer.
 //!
+//! Before it, [`plain_event`] tries the common case (a valid event with no
+//! unknown key) with none of the slots and sinks that keep the errors'
+//! order; it gives up on anything else, and this reader reads that input
+//! again.
+//!
 //! The old path stays: the fallback needs it, and the `Deserialize` impls of
 //! [`Policy`](crate::Policy) and [`Event`] walk a `Value`; tests and the
 //! differential fuzz target compare the two on every input they make.
