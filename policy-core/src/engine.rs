@@ -139,11 +139,14 @@ impl Engine {
     pub fn evaluate_json(&self, event: &[u8]) -> Answer {
         // The common case first, read without finding errors: when its
         // checks find none either, it is the event `read::event` builds.
+        #[cfg(not(feature = "small"))]
         let plain = read::plain_event(event).filter(|plain| {
             let mut sink = Sink::default();
             checks::event(plain, &mut sink);
             sink.errors.is_empty() && sink.warnings.is_empty()
         });
+        #[cfg(feature = "small")]
+        let plain: Option<Event> = None;
         let mut sink = Sink::default();
         let parts = match plain {
             Some(event) => EventParts::from(event),

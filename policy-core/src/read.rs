@@ -21,10 +21,10 @@
 //! integers are decoded by serde_json itself, token by token, so that what
 //! counts as a valid escape or a finite number is serde_json's answer.
 //!
-//! Before it, [`plain_event`] tries the common case (a valid event with no
+//! Before it, `plain_event` tries the common case (a valid event with no
 //! unknown key) with none of the slots and sinks that keep the errors'
 //! order; it gives up on anything else, and this reader reads that input
-//! again.
+//! again. The feature `small` leaves it out.
 //!
 //! The old path stays: the fallback needs it, and the `Deserialize` impls of
 //! [`Policy`](crate::Policy) and [`Event`] walk a `Value`; tests and the
@@ -39,7 +39,7 @@ use crate::answer::ErrorCode;
 use crate::checks;
 use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::json::{self, list, wrong_kind};
-use crate::model::{Action, Compliance, Device, DeviceState, Event, Tier, User, Violation};
+use crate::model::{Action, Compliance, Device, DeviceState, Tier, User, Violation};
 use crate::names::Wire;
 use crate::schema::EventParts;
 use crate::write::string_stop;
@@ -548,7 +548,8 @@ fn is_object(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
 /// of [`checks::event`], which the caller runs on this one. Anything else is
 /// `None`, and the caller reads the input again with [`event`], which finds
 /// and words every error.
-pub fn plain_event(bytes: &[u8]) -> Option<Event> {
+#[cfg(not(feature = "small"))]
+pub fn plain_event(bytes: &[u8]) -> Option<crate::model::Event> {
     let mut r = Reader::new(text(bytes).ok()?);
     let event = plain::event(&mut r).ok()?;
     r.end().ok()?;
@@ -556,6 +557,7 @@ pub fn plain_event(bytes: &[u8]) -> Option<Event> {
 }
 
 /// [`plain_event`]'s parts: any deviation from the common case is `Err`.
+#[cfg(not(feature = "small"))]
 mod plain {
     use super::{Fallback, Kind, R, Reader};
     use crate::diag::{MAX_ITEMS, MAX_STRING};
