@@ -25,7 +25,8 @@ pub fn evaluate(
 ) -> JsValue {
     let answer = match (json(&policy, "policy"), json(&event, "event")) {
         (Ok(policy), Ok(event)) => {
-            let mut request = Vec::with_capacity(policy.len() + event.len() + 22);
+            // The three literals below are 20 bytes.
+            let mut request = Vec::with_capacity(policy.len() + event.len() + 20);
             request.extend_from_slice(br#"{"policy":"#);
             request.extend_from_slice(&policy);
             request.extend_from_slice(br#","event":"#);
@@ -174,18 +175,19 @@ thread_local! {
 fn utf8(text: &js_sys::JsString) -> Vec<u8> {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     let mut out = vec![0u8; text.length() as usize * 3];
-    // A view of `out`'s bytes, by address: JavaScript writes them while
-    // Rust holds no reference to them, and no allocation (which could grow
-    // the memory and detach the view) happens before the view is dropped.
-    let view = js_sys::Uint8Array::new_with_byte_offset_and_length(
-        &wasm_bindgen::memory()
-            .unchecked_into::<js_sys::WebAssembly::Memory>()
-            .buffer(),
-        out.as_mut_ptr() as usize as u32,
-        out.len() as u32,
-    );
-    let written = ENCODER.with(|e| e.encode_into(text, &view).written());
-    drop(view);
+    let written = ENCODER.with(|encoder| {
+        // A view of `out`'s bytes, by address: JavaScript writes them while
+        // Rust holds no reference to them, and nothing allocates (which
+        // could grow the memory and detach the view) while the view lives.
+        let view = js_sys::Uint8Array::new_with_byte_offset_and_length(
+            &wasm_bindgen::memory()
+                .unchecked_into::<js_sys::WebAssembly::Memory>()
+                .buffer(),
+            out.as_mut_ptr() as usize as u32,
+            out.len() as u32,
+        );
+        encoder.encode_into(text, &view).written()
+    });
     out.truncate(written as usize);
     out
 }
