@@ -1,7 +1,8 @@
-//! The core module's allocator: power-of-two size classes, each with a free
-//! list, carved from `memory.grow`n pages. A few hundred bytes of code where
-//! Rust's default (dlmalloc) was ~8 KB, and at least as fast for what one call
-//! allocates: an allocation pops a list or bumps a pointer, a free pushes.
+//! The allocator of every wasm build (the core module and both JS builds):
+//! power-of-two size classes, each with a free list, carved from
+//! `memory.grow`n pages. A few hundred bytes of code where Rust's default
+//! (dlmalloc) was ~8 KB, and faster for what one call allocates: an
+//! allocation pops a list or bumps a pointer, a free pushes.
 //!
 //! Memory freed to a class is reused by that class only (no splitting or
 //! merging), so an instance holds at most about twice what it ever held at

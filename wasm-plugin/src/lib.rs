@@ -61,12 +61,12 @@ pub fn evaluate_event(event: &[u8]) -> String {
 #[cfg(feature = "js")]
 mod js;
 
-#[cfg(all(target_family = "wasm", not(feature = "js")))]
+#[cfg(target_family = "wasm")]
 #[expect(unsafe_code, reason = "an allocator hands out raw memory")]
 mod heap;
 
-/// The core module's allocator, in place of dlmalloc (see `heap`).
-#[cfg(all(target_family = "wasm", not(feature = "js")))]
+/// Every wasm build's allocator, in place of dlmalloc (see `heap`).
+#[cfg(target_family = "wasm")]
 #[global_allocator]
 static HEAP: heap::Heap = heap::Heap::new();
 
