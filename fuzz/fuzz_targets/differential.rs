@@ -18,7 +18,9 @@
 //! Natively, each input also goes through both JSON readers of policy-core:
 //! the single-pass reader the entry points use and the old way (the text
 //! into a `serde_json::Value`, then the schema walk); the answers must be
-//! identical.
+//! identical. And policy-core's JSON parser (`parse_value`, what the old
+//! way and every `malformed-json` message use) must give the same value or
+//! the same error text as serde_json's own parser (`serde_value`).
 
 #![no_main]
 
@@ -162,6 +164,12 @@ fn differ(workers: &mut Workers, request: &[u8], policy: &[u8], event: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     if data.len() > MAX_INPUT_BYTES {
         return;
+    }
+    // policy-core's JSON parser beside serde_json's, which it replaces.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let ours = policy_core::parse_value(text).map(|v| v.to_string());
+        let serde = policy_core::serde_value(text).map(|v| v.to_string());
+        assert_eq!(ours, serde, "the JSON parsers differ on {text:?}");
     }
     let (policy, event) = generated(&mut Gen(Unstructured::new(data)));
     let request = json!({"policy": policy, "event": event}).to_string();

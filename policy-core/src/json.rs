@@ -1,6 +1,6 @@
-//! The JSON reader: text to a [`Value`] (refusing oversized input and
-//! duplicate keys), and readers for a value's parts that report what is wrong
-//! with its path instead of stopping at the first problem.
+//! The JSON reader: text to a [`Value`] (through [`parse`], refusing
+//! oversized input and duplicate keys), and readers for a value's parts that
+//! report what is wrong with its path instead of stopping at the first problem.
 
 use std::fmt;
 
@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::answer::ErrorCode;
 use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::names::Wire;
+use crate::parse;
 
 /// Parses JSON text, refusing oversized input and duplicate object keys (a
 /// second `"mode"` must not silently win over the first).
@@ -50,9 +51,7 @@ pub fn read(bytes: &[u8], path: &Path<'_>, sink: &mut Sink) -> Option<Value> {
         );
         return None;
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let parsed = StrictValue::deserialize(&mut de).and_then(|v| de.end().map(|()| v.0));
-    match parsed {
+    match parse::value(text) {
         Ok(value) => Some(value),
         Err(e) => {
             sink.error(
@@ -66,14 +65,21 @@ pub fn read(bytes: &[u8], path: &Path<'_>, sink: &mut Sink) -> Option<Value> {
 }
 
 /// One JSON value parsed as [`read`] parses it, without diagnostics: for a
-/// reader that leaves a token (an escaped string, a number) to serde_json.
-/// Through the same visitor as `read`, so the wasm builds carry one
-/// serde_json parser, not one per target type.
+/// reader that leaves a token (an escaped string, a number) to the parser.
 pub fn token(text: &str) -> Option<Value> {
+    parse::value(text).ok()
+}
+
+/// What [`read`] parsed with before `parse`, and what `parse` is compared
+/// with: serde_json's own parser, through a visitor that refuses a
+/// duplicate key; the refusal as serde_json words it. Not used by any entry
+/// point (so not in the wasm builds); for tests and the fuzz targets.
+#[doc(hidden)]
+pub fn serde_value(text: &str) -> Result<Value, String> {
     let mut de = serde_json::Deserializer::from_str(text);
     StrictValue::deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v.0))
-        .ok()
+        .map_err(|e| e.to_string())
 }
 
 /// A JSON value whose objects have no duplicate keys.

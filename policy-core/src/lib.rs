@@ -34,6 +34,7 @@ mod time;
 // 4. The JSON reader, then the schema walk over what it read; and the
 //    single-pass reader of an event, which gives the same errors in one read.
 mod json;
+mod parse;
 mod read;
 mod schema;
 // 5. The rules, the kept policy, the entry points.
@@ -47,9 +48,13 @@ pub use diag::{MAX_DIAGNOSTICS, MAX_INPUT_BYTES, MAX_ITEMS, MAX_STRING};
 #[doc(hidden)]
 pub use engine::evaluate_request_via_value;
 pub use engine::{Engine, evaluate, evaluate_json_bytes, evaluate_json_str, evaluate_request};
+#[doc(hidden)]
+pub use json::serde_value;
 pub use model::{
     Action, ActionClass, Compliance, CompliancePolicy, Deployment, Device, DeviceState, Event,
     Mode, Policy, Provider, Tier, Uem, UnknownAction, User, Violation,
 };
 pub use names::UnknownName;
+#[doc(hidden)]
+pub use parse::value as parse_value;
 pub use time::{format_utc, unix_ms};

@@ -15,11 +15,12 @@
 //! mark, a syntax error, a duplicate key, nesting over serde_json's limit, a
 //! number out of range, a bad escape) makes this reader give up with
 //! [`Fallback`], and the caller reads the input again with `json::read`,
-//! whose serde_json error text is the message the conformance vectors and
-//! the hostile-input tests pin. So a refusal costs two reads and a
-//! well-formed input one. Escaped strings and numbers other than small
-//! integers are decoded by serde_json itself, token by token, so that what
-//! counts as a valid escape or a finite number is serde_json's answer.
+//! whose error text (serde_json's, as [`parse`](crate::parse) words it) is
+//! the message the conformance vectors and the hostile-input tests pin. So a
+//! refusal costs two reads and a well-formed input one. Escaped strings and
+//! numbers other than small integers are decoded by that parser, token by
+//! token, so that what counts as a valid escape or a finite number is its
+//! answer.
 //!
 //! Before it, `plain_event` tries the common case (a valid event with no
 //! unknown key) with none of the slots and sinks that keep the errors'
@@ -168,7 +169,7 @@ impl<'t> Reader<'t> {
     }
 
     /// A string: borrowed from the text unless it has escapes, which
-    /// serde_json decodes (and refuses as it would in the whole document).
+    /// `json::token` decodes (and refuses as it would in the whole document).
     fn string(&mut self) -> R<Cow<'t, str>> {
         self.eat(b'"')?;
         let start = self.pos;
@@ -200,7 +201,7 @@ impl<'t> Reader<'t> {
     }
 
     /// A number in JSON's grammar; any but a small non-negative integer is
-    /// also parsed by serde_json, which refuses one out of `f64`'s range.
+    /// also parsed by `json::token`, which refuses one out of `f64`'s range.
     fn number(&mut self) -> R<&'t str> {
         self.peek();
         let bytes = self.text.as_bytes();
