@@ -31,8 +31,9 @@ mod actions;
 mod case;
 mod checks;
 mod time;
-// 4. The JSON reader, then the schema walk over what it read; and the
-//    single-pass reader of an event, which gives the same errors in one read.
+// 4. The JSON parser (serde_json's values and refusals) and the reader over
+//    it, then the schema walk over what it read; and the single-pass reader
+//    of an event, which gives the same errors in one read.
 mod json;
 mod parse;
 mod read;
