@@ -51,6 +51,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             "wasm32-unknown-unknown",
             "--profile",
             "wasm",
+            // Made for size: the single-pass error reader left out (see
+            // policy-core's Cargo.toml); the same answers.
+            "--features",
+            "small",
         ])
         .arg("--target-dir")
         .arg(&target_dir)

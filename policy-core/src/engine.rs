@@ -132,26 +132,26 @@ impl Engine {
         self.answer(sink, event, violations)
     }
 
-    /// Evaluates an event given as JSON (paths start at `event`): read in
-    /// one pass straight into its parts; input the reader gives up on (any
-    /// that is not well-formed JSON) is read again the old way, which words
-    /// the `malformed-json` error.
+    /// Evaluates an event given as JSON (paths start at `event`). The common
+    /// case is read in one pass without looking for errors; anything else
+    /// by the single-pass reader, which finds every error; input that one
+    /// gives up on (any that is not well-formed JSON) is read again the old
+    /// way, which words the `malformed-json` error. With the feature
+    /// `small`, anything but the common case is read the old way.
     pub fn evaluate_json(&self, event: &[u8]) -> Answer {
         // The common case first, read without finding errors: when its
         // checks find none either, it is the event `read::event` builds.
-        #[cfg(not(feature = "small"))]
         let plain = read::plain_event(event).filter(|plain| {
             let mut sink = Sink::default();
             checks::event(plain, &mut sink);
             sink.errors.is_empty() && sink.warnings.is_empty()
         });
-        #[cfg(feature = "small")]
-        let plain: Option<Event> = None;
         let mut sink = Sink::default();
         // Both readers end in the one `evaluate_parts` call: two calls
         // inlined the decision twice (~6 KB more module).
         let parts = match plain {
             Some(event) => EventParts::from(event),
+            None if cfg!(feature = "small") => return self.evaluate_json_via_value(event),
             None => match read::event(event, &mut sink) {
                 Ok(parts) => parts,
                 Err(read::Fallback) => return self.evaluate_json_via_value(event),
@@ -534,7 +534,11 @@ pub fn evaluate_json_bytes(request: &[u8]) -> String {
 /// Evaluates a request envelope given as JSON bytes: the envelope and the
 /// event read in one pass, the policy's text then read as a `Value`; input
 /// the reader gives up on is read again the old way (see [`Engine::evaluate_json`]).
+/// With the feature `small`, the old way only.
 pub fn evaluate_request(request: &[u8]) -> Answer {
+    if cfg!(feature = "small") {
+        return evaluate_request_via_value(request);
+    }
     let mut sink = Sink::default();
     let Ok((policy, event)) = read::request(request, &mut sink) else {
         return evaluate_request_via_value(request);

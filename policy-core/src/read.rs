@@ -25,7 +25,9 @@
 //! Before it, `plain_event` tries the common case (a valid event with no
 //! unknown key) with none of the slots and sinks that keep the errors'
 //! order; it gives up on anything else, and this reader reads that input
-//! again. The feature `small` leaves it out.
+//! again. The feature `small` leaves this reader out of the entry points
+//! (and so out of a build): what `plain_event` gives up on is then read
+//! the old way.
 //!
 //! The old path stays: the fallback needs it, and the `Deserialize` impls of
 //! [`Policy`](crate::Policy) and [`Event`] walk a `Value`; tests and the
@@ -549,7 +551,6 @@ fn is_object(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
 /// of [`checks::event`], which the caller runs on this one. Anything else is
 /// `None`, and the caller reads the input again with [`event`], which finds
 /// and words every error.
-#[cfg(not(feature = "small"))]
 pub fn plain_event(bytes: &[u8]) -> Option<crate::model::Event> {
     let mut r = Reader::new(text(bytes).ok()?);
     let event = plain::event(&mut r).ok()?;
@@ -558,7 +559,6 @@ pub fn plain_event(bytes: &[u8]) -> Option<crate::model::Event> {
 }
 
 /// [`plain_event`]'s parts: any deviation from the common case is `Err`.
-#[cfg(not(feature = "small"))]
 mod plain {
     use super::{Fallback, Kind, R, Reader};
     use crate::diag::{MAX_ITEMS, MAX_STRING};
