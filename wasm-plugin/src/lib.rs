@@ -1,9 +1,10 @@
 //! policy-core as an import-free core wasm module: the ABI of SPEC §6, version 1.
 //!
 //! A thin shell: every export hands bytes to policy-core and hands its JSON
-//! answer back. Build it with
-//! `cargo build -p wasm-plugin --target wasm32-unknown-unknown --profile wasm`
-//! (host-runner's build script does this and embeds the result in `srs`).
+//! answer back. Build it with `cargo build -p wasm-plugin --features small
+//! --target wasm32-unknown-unknown --profile wasm` (host-runner's build
+//! script does this and embeds the result in `srs`; without `small` the
+//! module is larger, with the same answers).
 //!
 //! With the `js` feature the same functions are a wasm-bindgen package
 //! instead (SPEC §7, `src/js.rs`), built by `scripts/build-js`.
