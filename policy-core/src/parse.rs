@@ -89,8 +89,8 @@ struct Error {
 
 type R<T> = Result<T, Error>;
 
-/// serde_json's nesting limit: its 128th nested array or object is refused.
-const DEPTH: u8 = 128;
+/// serde_json's nesting limit: it refuses its 128th nested array or object.
+pub const MAX_DEPTH: u32 = 127;
 
 /// Parses `text` as one JSON value with nothing but whitespace after it; the
 /// refusal is serde_json's message, "… at line L column C".
@@ -98,7 +98,7 @@ pub fn value(text: &str) -> Result<Value, String> {
     let mut p = Parser {
         text,
         at: 0,
-        depth: DEPTH,
+        depth: 0,
     };
     let parsed = p.any().and_then(|v| match p.whitespace() {
         Some(_) => Err(p.peek_err(Code::TrailingCharacters)),
@@ -129,7 +129,7 @@ fn position(bytes: &[u8], i: usize) -> (usize, usize) {
 struct Parser<'t> {
     text: &'t str,
     at: usize,
-    depth: u8,
+    depth: u32,
 }
 
 impl Parser<'_> {
@@ -185,8 +185,8 @@ impl Parser<'_> {
                 self.string().map(Value::String)
             }
             b'[' | b'{' => {
-                self.depth -= 1;
-                if self.depth == 0 {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
                     return Err(self.peek_err(Code::Depth));
                 }
                 self.at += 1;
@@ -195,7 +195,7 @@ impl Parser<'_> {
                 } else {
                     self.object()
                 };
-                self.depth += 1;
+                self.depth -= 1;
                 parsed
             }
             _ => Err(self.peek_err(Code::Value)),

@@ -22,7 +22,7 @@
 //! token, so that what counts as a valid escape or a finite number is its
 //! answer.
 //!
-//! Before it, `plain_event` tries the common case (a valid event with no
+//! Before it, [`plain_event`] tries the common case (a valid event with no
 //! unknown key) with none of the slots and sinks that keep the errors'
 //! order; it gives up on anything else, and this reader reads that input
 //! again. The feature `small` leaves this reader out of the entry points
@@ -42,8 +42,9 @@ use crate::answer::ErrorCode;
 use crate::checks;
 use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::json::{self, list, wrong_kind};
-use crate::model::{Action, Compliance, Device, DeviceState, Tier, User, Violation};
+use crate::model::{Action, Compliance, Device, DeviceState, Event, Tier, User, Violation};
 use crate::names::Wire;
+use crate::parse::MAX_DEPTH;
 use crate::schema::EventParts;
 use crate::write::string_stop;
 
@@ -53,9 +54,6 @@ use crate::write::string_stop;
 pub struct Fallback;
 
 type R<T> = Result<T, Fallback>;
-
-/// serde_json's nesting limit: it refuses its 128th nested array or object.
-const MAX_DEPTH: u32 = 127;
 
 /// The kind of a JSON value, from its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -551,7 +549,7 @@ fn is_object(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
 /// of [`checks::event`], which the caller runs on this one. Anything else is
 /// `None`, and the caller reads the input again with [`event`], which finds
 /// and words every error.
-pub fn plain_event(bytes: &[u8]) -> Option<crate::model::Event> {
+pub fn plain_event(bytes: &[u8]) -> Option<Event> {
     let mut r = Reader::new(text(bytes).ok()?);
     let event = plain::event(&mut r).ok()?;
     r.end().ok()?;
