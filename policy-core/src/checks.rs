@@ -9,20 +9,26 @@ use crate::actions::{builtin_class, normalize};
 use crate::answer::ErrorCode;
 use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::model::{
-    ActionClass, Compliance, CompliancePolicy, Device, DeviceState, Event, Policy, Provider, User,
+    ActionClass, Compliance, CompliancePolicy, Device, DeviceState, EventRef, Policy, Provider,
+    User, Violation,
 };
 use crate::time::is_rfc3339;
 
 /// Every policy-independent check on a typed event.
-pub fn event(event: &Event, sink: &mut Sink) {
+pub fn event(event: &EventRef<'_>, sink: &mut Sink) {
     let root = Path::root("event");
-    id(&event.id, &root.field("id"), sink);
-    if let Some(t) = &event.time {
+    id(event.id, &root.field("id"), sink);
+    if let Some(t) = event.time {
         time(t, &root.field("time"), sink);
     }
-    device(&event.device, &root.field("device"), sink);
-    user(&event.user, &root.field("user"), sink);
-    compliance(&event.compliance, &root.field("compliance"), sink);
+    device_id(event.device_id, &root.field("device"), sink);
+    identities(event.upn, event.email, &root.field("user"), sink);
+    violations(
+        event.compliant,
+        event.violations,
+        &root.field("compliance"),
+        sink,
+    );
 }
 
 pub fn id(id: &str, path: &Path<'_>, sink: &mut Sink) {
@@ -40,21 +46,25 @@ pub fn time(time: &str, path: &Path<'_>, sink: &mut Sink) {
 }
 
 pub fn device(device: &Device, path: &Path<'_>, sink: &mut Sink) {
-    not_blank(&device.id, &path.field("id"), sink, "a device id");
+    device_id(&device.id, path, sink);
+}
+
+fn device_id(id: &str, device: &Path<'_>, sink: &mut Sink) {
+    not_blank(id, &device.field("id"), sink, "a device id");
 }
 
 /// Each identity given is non-blank, and there is at least one.
 pub fn user(user: &User, path: &Path<'_>, sink: &mut Sink) {
-    let fields = [
-        ("upn", "`upn`", &user.upn),
-        ("email", "`email`", &user.email),
-    ];
-    for (name, what, value) in fields {
+    identities(user.upn.as_deref(), user.email.as_deref(), path, sink);
+}
+
+fn identities(upn: Option<&str>, email: Option<&str>, path: &Path<'_>, sink: &mut Sink) {
+    for (name, what, value) in [("upn", "`upn`", upn), ("email", "`email`", email)] {
         if let Some(v) = value {
             not_blank(v, &path.field(name), sink, what);
         }
     }
-    if user.upn.is_none() && user.email.is_none() {
+    if upn.is_none() && email.is_none() {
         sink.error(
             ErrorCode::MissingIdentity,
             path,
@@ -65,19 +75,22 @@ pub fn user(user: &User, path: &Path<'_>, sink: &mut Sink) {
 
 /// `compliant: false` needs violations and `compliant: true` allows none.
 pub fn compliance(compliance: &Compliance, path: &Path<'_>, sink: &mut Sink) {
-    let violations = &compliance.violations;
+    violations(compliance.compliant, &compliance.violations, path, sink);
+}
+
+fn violations(compliant: bool, violations: &[Violation], path: &Path<'_>, sink: &mut Sink) {
     let list = path.field("violations");
     if violations.len() > MAX_ITEMS {
         too_many(violations.len(), &list, sink);
         return;
     }
-    if compliance.compliant && !violations.is_empty() {
+    if compliant && !violations.is_empty() {
         sink.error(
             ErrorCode::InvalidValue,
             &list,
             "a compliant device cannot have violations",
         );
-    } else if !compliance.compliant && violations.is_empty() {
+    } else if !compliant && violations.is_empty() {
         sink.error(
             ErrorCode::InvalidValue,
             &list,

@@ -15,8 +15,8 @@ use crate::checks;
 use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_many};
 use crate::json;
 use crate::model::{
-    Action, ActionClass, Compliance, CompliancePolicy, Deployment, Event, Mode, Policy, Provider,
-    UnknownAction,
+    Action, ActionClass, CompliancePolicy, Deployment, Event, EventRef, Mode, Policy, Provider,
+    UnknownAction, Violation,
 };
 use crate::read;
 use crate::schema::{self, EventParts, PolicyParts};
@@ -126,10 +126,10 @@ impl Engine {
 
     /// Evaluates one event against this policy.
     pub fn evaluate(&self, event: &Event) -> Answer {
+        let event = EventRef::from(event);
         let mut sink = Sink::default();
-        checks::event(event, &mut sink);
-        let violations = self.violations(&event.compliance, &mut sink);
-        self.answer(sink, event, violations)
+        checks::event(&event, &mut sink);
+        self.evaluate_checked(event, sink)
     }
 
     /// Evaluates an event given as JSON (paths start at `event`). The common
@@ -139,23 +139,24 @@ impl Engine {
     /// way, which words the `malformed-json` error. With the feature
     /// `small`, anything but the common case is read the old way.
     pub fn evaluate_json(&self, event: &[u8]) -> Answer {
-        // The common case first, read without finding errors: when its
-        // checks find none either, it is the event `read::event` builds.
-        let plain = read::plain_event(event).filter(|plain| {
+        // The common case first, read without finding errors and borrowed
+        // from the text: when its checks find none either, it is the event
+        // `read::event` builds.
+        if let Some(plain) = read::plain_event(event) {
+            let view = plain.view();
             let mut sink = Sink::default();
-            checks::event(plain, &mut sink);
-            sink.errors.is_empty() && sink.warnings.is_empty()
-        });
+            checks::event(&view, &mut sink);
+            if sink.errors.is_empty() && sink.warnings.is_empty() {
+                return self.evaluate_checked(view, sink);
+            }
+        }
+        if cfg!(feature = "small") {
+            return self.evaluate_json_via_value(event);
+        }
         let mut sink = Sink::default();
-        // Both readers end in the one `evaluate_parts` call: two calls
-        // inlined the decision twice (~6 KB more module).
-        let parts = match plain {
-            Some(event) => EventParts::from(event),
-            None if cfg!(feature = "small") => return self.evaluate_json_via_value(event),
-            None => match read::event(event, &mut sink) {
-                Ok(parts) => parts,
-                Err(read::Fallback) => return self.evaluate_json_via_value(event),
-            },
+        let parts = match read::event(event, &mut sink) {
+            Ok(parts) => parts,
+            Err(read::Fallback) => return self.evaluate_json_via_value(event),
         };
         self.evaluate_parts(parts, sink)
     }
@@ -176,13 +177,10 @@ impl Engine {
     /// errors so far, and the parts that were read are still classified.
     fn evaluate_parts(&self, parts: EventParts, mut sink: Sink) -> Answer {
         match parts.complete() {
-            Ok(event) => {
-                let violations = self.violations(&event.compliance, &mut sink);
-                self.answer(sink, &event, violations)
-            }
+            Ok(event) => self.evaluate_checked(EventRef::from(&event), sink),
             Err(parts) => {
                 if let Some(compliance) = &parts.compliance {
-                    self.violations(compliance, &mut sink);
+                    self.violations(&compliance.violations, &mut sink);
                 }
                 Answer::Failure {
                     errors: sink.errors,
@@ -191,7 +189,21 @@ impl Engine {
         }
     }
 
-    fn answer(&self, mut sink: Sink, event: &Event, violations: Vec<Violated<'_>>) -> Answer {
+    /// Evaluates an event whose checks have run, their findings in `sink`.
+    /// Not inlined: each entry point calling it inlined the decision again
+    /// (about 6 KB of module per copy).
+    #[inline(never)]
+    fn evaluate_checked(&self, event: EventRef<'_>, mut sink: Sink) -> Answer {
+        let violations = self.violations(event.violations, &mut sink);
+        self.answer(sink, &event, violations)
+    }
+
+    fn answer(
+        &self,
+        mut sink: Sink,
+        event: &EventRef<'_>,
+        violations: Vec<Violated<'_>>,
+    ) -> Answer {
         let decision = if sink.errors.is_empty() {
             Some(self.decide(event, &violations, &mut sink))
         } else {
@@ -215,27 +227,28 @@ impl Engine {
 
     /// Each violation's policy id and its classified actions: inline if the
     /// event gives them, else the configured compliance policy's.
-    fn violations<'e>(&'e self, compliance: &'e Compliance, sink: &mut Sink) -> Vec<Violated<'e>> {
+    fn violations<'e>(&'e self, violations: &'e [Violation], sink: &mut Sink) -> Vec<Violated<'e>> {
         let root = Path::root("event");
         let path = root.field("compliance");
         let list = path.field("violations");
-        if compliance.violations.len() > MAX_ITEMS {
+        if violations.len() > MAX_ITEMS {
             return Vec::new(); // reported by checks::compliance
         }
-        let mut out = Vec::with_capacity(compliance.violations.len());
-        for (i, violation) in compliance.violations.iter().enumerate() {
+        let mut out = Vec::with_capacity(violations.len());
+        for (i, violation) in violations.iter().enumerate() {
             let path = list.index(i);
+            let policy = violation.policy.as_str();
             let actions = match &violation.actions {
                 Some(actions) => {
                     self.classifier
                         .classify_list(actions, &path.field("actions"), sink)
                 }
-                None => match self.compliance.get(&violation.policy) {
+                None => match self.compliance.get(policy) {
                     Some(configured) => configured.clone(),
                     None => {
                         let message = format!(
                             "compliance policy `{}` is not in policy.compliance_policies; give its actions inline or configure it",
-                            clip(&violation.policy)
+                            clip(policy)
                         );
                         sink.error(
                             ErrorCode::UnknownCompliancePolicy,
@@ -246,16 +259,21 @@ impl Engine {
                     }
                 },
             };
-            out.push((violation.policy.as_str(), actions));
+            out.push((policy, actions));
         }
         out
     }
 
     /// The decision of SPEC §4 steps 2 to 5; a grace period that cannot be
     /// scheduled is an error, and one that cannot start a warning, in `sink`.
-    fn decide(&self, event: &Event, violations: &[Violated<'_>], sink: &mut Sink) -> Decision {
+    fn decide(
+        &self,
+        event: &EventRef<'_>,
+        violations: &[Violated<'_>],
+        sink: &mut Sink,
+    ) -> Decision {
         let policy = &self.policy;
-        let state = event.device.state;
+        let state = event.state;
         let state_trigger = policy.revoke_on_states.contains(&state);
         let matched = |want: ActionClass| -> Vec<Matched> {
             violations
@@ -271,7 +289,7 @@ impl Engine {
                 })
                 .collect()
         };
-        let blocking = if event.compliance.compliant {
+        let blocking = if event.compliant {
             Vec::new()
         } else {
             matched(ActionClass::Blocking)
@@ -324,7 +342,7 @@ impl Engine {
             // A trigger: revoke at every configured provider and block at the gate.
             (true, None, false) => (Outcome::Revoke, Access::Block),
             // No trigger, compliant.
-            (false, _, _) if event.compliance.compliant => {
+            (false, _, _) if event.compliant => {
                 reasons.push(reason(
                     Rule::Compliant,
                     "the device is compliant".to_owned(),
@@ -346,7 +364,7 @@ impl Engine {
         };
 
         let mut decision = Decision {
-            event_id: event.id.clone(),
+            event_id: event.id.to_owned(),
             outcome,
             enforced: policy.mode == Mode::Enforce,
             access,
@@ -376,11 +394,11 @@ impl Engine {
     /// Turns a `revoke` decision into `grace` (SPEC §4 step 3a), or says why
     /// it cannot: no `time` keeps `revoke` with a warning, and a `due` that
     /// cannot be written is an error.
-    fn grace(&self, event: &Event, decision: &mut Decision, sink: &mut Sink) {
+    fn grace(&self, event: &EventRef<'_>, decision: &mut Decision, sink: &mut Sink) {
         let seconds = self.policy.grace_seconds;
         let root = Path::root("event");
         let path = root.field("time");
-        let Some(time) = &event.time else {
+        let Some(time) = event.time else {
             let message = format!(
                 "the event has no `time`, so its {seconds}-second grace period cannot start; revoked at once"
             );
@@ -412,12 +430,11 @@ impl Engine {
     }
 
     /// The event identity (upn first, then email) found in `exempt_users`.
-    fn exempt_identity<'e>(&self, event: &'e Event) -> Option<&'e str> {
-        [&event.user.upn, &event.user.email]
+    fn exempt_identity<'e>(&self, event: &EventRef<'e>) -> Option<&'e str> {
+        [event.upn, event.email]
             .into_iter()
             .flatten()
             .find(|id| self.exempt.iter().any(|e| lowercases_to(id, e)))
-            .map(String::as_str)
     }
 }
 
@@ -606,7 +623,7 @@ pub fn evaluate(policy: &Policy, event: &Event) -> Answer {
         Err(errors) => {
             let mut sink = Sink::default();
             sink.append_errors(errors);
-            checks::event(event, &mut sink);
+            checks::event(&EventRef::from(event), &mut sink);
             Answer::Failure {
                 errors: sink.errors,
             }
@@ -615,13 +632,12 @@ pub fn evaluate(policy: &Policy, event: &Event) -> Answer {
 }
 
 /// `office365` uses upn, else email; `google_workspace` uses email, else upn.
-fn subject(provider: Provider, event: &Event) -> Option<&str> {
-    let user = &event.user;
+fn subject<'e>(provider: Provider, event: &EventRef<'e>) -> Option<&'e str> {
     let (first, second) = match provider {
-        Provider::Office365 => (&user.upn, &user.email),
-        Provider::GoogleWorkspace => (&user.email, &user.upn),
+        Provider::Office365 => (event.upn, event.email),
+        Provider::GoogleWorkspace => (event.email, event.upn),
     };
-    first.as_deref().or(second.as_deref())
+    first.or(second)
 }
 
 fn reason(rule: Rule, message: String, matched: Vec<Matched>) -> Reason {

@@ -227,6 +227,36 @@ pub struct Violation {
     pub actions: Option<Vec<Action>>,
 }
 
+/// An event as the decision reads it, borrowed: from an [`Event`], or from
+/// the text of one by the common-case reader, which so allocates nothing
+/// for its strings but the violations' (and escaped ones).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventRef<'e> {
+    pub id: &'e str,
+    pub time: Option<&'e str>,
+    pub device_id: &'e str,
+    pub state: DeviceState,
+    pub upn: Option<&'e str>,
+    pub email: Option<&'e str>,
+    pub compliant: bool,
+    pub violations: &'e [Violation],
+}
+
+impl<'e> From<&'e Event> for EventRef<'e> {
+    fn from(event: &'e Event) -> Self {
+        Self {
+            id: &event.id,
+            time: event.time.as_deref(),
+            device_id: &event.device.id,
+            state: event.device.state,
+            upn: event.user.upn.as_deref(),
+            email: event.user.email.as_deref(),
+            compliant: event.compliance.compliant,
+            violations: &event.compliance.violations,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@
 //! the old way.
 //!
 //! The old path stays: the fallback needs it, and the `Deserialize` impls of
-//! [`Policy`](crate::Policy) and [`Event`] walk a `Value`; tests and the
+//! [`Policy`](crate::Policy) and [`Event`](crate::Event) walk a `Value`; tests and the
 //! differential fuzz target compare the two on every input they make.
 
 use std::borrow::Cow;
@@ -42,7 +42,7 @@ use crate::answer::ErrorCode;
 use crate::checks;
 use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::json::{self, list, wrong_kind};
-use crate::model::{Action, Compliance, Device, DeviceState, Event, Tier, User, Violation};
+use crate::model::{Action, Compliance, Device, DeviceState, EventRef, Tier, User, Violation};
 use crate::names::Wire;
 use crate::parse::MAX_DEPTH;
 use crate::schema::EventParts;
@@ -548,19 +548,82 @@ fn is_object(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
 /// error either, and builds the same event: its other errors are the checks
 /// of [`checks::event`], which the caller runs on this one. Anything else is
 /// `None`, and the caller reads the input again with [`event`], which finds
-/// and words every error.
-pub fn plain_event(bytes: &[u8]) -> Option<Event> {
+/// and words every error. Its strings are borrowed from the text unless
+/// escaped.
+pub fn plain_event(bytes: &[u8]) -> Option<PlainEvent<'_>> {
     let mut r = Reader::new(text(bytes).ok()?);
     let event = plain::event(&mut r).ok()?;
     r.end().ok()?;
     Some(event)
 }
 
+/// An event as [`plain_event`] reads it: [`Event`](crate::Event)'s
+/// fields, strings borrowed from the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainEvent<'t> {
+    pub id: &'t str,
+    pub time: Option<&'t str>,
+    pub device: PlainDevice<'t>,
+    pub user: PlainUser<'t>,
+    pub compliance: Compliance,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainDevice<'t> {
+    pub id: &'t str,
+    pub state: DeviceState,
+    pub platform: Option<&'t str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainUser<'t> {
+    pub upn: Option<&'t str>,
+    pub email: Option<&'t str>,
+}
+
+impl PlainEvent<'_> {
+    /// What the decision reads.
+    pub fn view(&self) -> EventRef<'_> {
+        EventRef {
+            id: self.id,
+            time: self.time,
+            device_id: self.device.id,
+            state: self.device.state,
+            upn: self.user.upn,
+            email: self.user.email,
+            compliant: self.compliance.compliant,
+            violations: &self.compliance.violations,
+        }
+    }
+
+    /// The same event, owned (for the tests that compare the readers).
+    #[cfg(test)]
+    pub fn to_event(&self) -> crate::model::Event {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        crate::model::Event {
+            id: self.id.to_owned(),
+            time: owned(self.time),
+            device: Device {
+                id: self.device.id.to_owned(),
+                state: self.device.state,
+                platform: owned(self.device.platform),
+            },
+            user: User {
+                upn: owned(self.user.upn),
+                email: owned(self.user.email),
+            },
+            compliance: self.compliance.clone(),
+        }
+    }
+}
+
 /// [`plain_event`]'s parts: any deviation from the common case is `Err`.
 mod plain {
-    use super::{Fallback, Kind, R, Reader};
+    use std::borrow::Cow;
+
+    use super::{Fallback, Kind, PlainDevice as Device, PlainEvent, PlainUser as User, R, Reader};
     use crate::diag::{MAX_ITEMS, MAX_STRING};
-    use crate::model::{Action, Compliance, Device, Event, Tier, User, Violation};
+    use crate::model::{Action, Compliance, Tier, Violation};
 
     /// Keeps a field's value; a second one is a duplicate key.
     fn once<T>(slot: &mut Option<T>, value: T) -> R<()> {
@@ -578,13 +641,19 @@ mod plain {
         }
     }
 
-    fn string(r: &mut Reader<'_>) -> R<String> {
+    /// A string without escapes (one with is read again by the caller).
+    #[inline(never)]
+    fn string<'t>(r: &mut Reader<'t>) -> R<&'t str> {
         expect(r, Kind::String)?;
-        let s = r.string()?;
-        if s.len() > MAX_STRING {
-            return Err(Fallback);
+        match r.string()? {
+            Cow::Borrowed(s) if s.len() <= MAX_STRING => Ok(s),
+            _ => Err(Fallback),
         }
-        Ok(s.into_owned())
+    }
+
+    /// A string kept past the text (a violation's policy id, an action).
+    fn owned(r: &mut Reader<'_>) -> R<String> {
+        string(r).map(str::to_owned)
     }
 
     /// `null` or what `read` reads.
@@ -626,7 +695,7 @@ mod plain {
         Ok(out)
     }
 
-    pub(super) fn event(r: &mut Reader<'_>) -> R<Event> {
+    pub(super) fn event<'t>(r: &mut Reader<'t>) -> R<PlainEvent<'t>> {
         let (mut id, mut time, mut device, mut user, mut compliance) =
             (None, None, None, None, None);
         object(r, &mut |r, key| match key {
@@ -637,7 +706,7 @@ mod plain {
             "compliance" => once(&mut compliance, self::compliance(r)?),
             _ => Err(Fallback),
         })?;
-        Ok(Event {
+        Ok(PlainEvent {
             id: id.ok_or(Fallback)?,
             time: time.flatten(),
             device: device.ok_or(Fallback)?,
@@ -646,7 +715,7 @@ mod plain {
         })
     }
 
-    fn device(r: &mut Reader<'_>) -> R<Device> {
+    fn device<'t>(r: &mut Reader<'t>) -> R<Device<'t>> {
         let (mut id, mut state, mut platform) = (None, None, None);
         object(r, &mut |r, key| match key {
             "id" => once(&mut id, string(r)?),
@@ -661,7 +730,7 @@ mod plain {
         })
     }
 
-    fn user(r: &mut Reader<'_>) -> R<User> {
+    fn user<'t>(r: &mut Reader<'t>) -> R<User<'t>> {
         let (mut upn, mut email) = (None, None);
         object(r, &mut |r, key| match key {
             "upn" => once(&mut upn, nullable(r, string)?),
@@ -693,7 +762,7 @@ mod plain {
     fn violation(r: &mut Reader<'_>) -> R<Violation> {
         let (mut policy, mut actions) = (None, None);
         object(r, &mut |r, key| match key {
-            "policy" => once(&mut policy, string(r)?),
+            "policy" => once(&mut policy, owned(r)?),
             "actions" => once(&mut actions, nullable(r, |r| array(r, action))?),
             _ => Err(Fallback),
         })?;
@@ -705,7 +774,7 @@ mod plain {
 
     fn action(r: &mut Reader<'_>) -> R<Action> {
         if r.kind()? == Kind::String {
-            return string(r).map(Action::Name);
+            return owned(r).map(Action::Name);
         }
         let mut flags: [Option<Option<bool>>; 4] = [None; 4];
         object(r, &mut |r, key| {
@@ -994,4 +1063,43 @@ fn tier(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<Option<Action
         })),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The common-case reader keeps every field the single-pass reader
+    /// builds, `platform` too (which no answer shows); it gives up on what
+    /// is not the common case, an escaped string too.
+    #[test]
+    fn plain_event_reads_what_the_single_pass_reader_builds() {
+        let texts = [
+            r#"{"id":"e1","time":"2026-11-27T08:01:00Z","device":{"id":"d","state":"active","platform":"ios"},"user":{"upn":"a@x","email":"b@y"},"compliance":{"compliant":true}}"#,
+            r#"{"id":"e2","time":null,"device":{"id":"d","state":"retired","platform":null},"user":{"email":"b@y"},"compliance":{"compliant":false,"violations":[{"policy":"p","actions":["Block",{"alert":true,"wipe":null}]},{"policy":"q","actions":null}]}}"#,
+            r#" { "user" : { "upn" : "u" } , "compliance" : { "violations" : [ { "policy" : "p" } ] , "compliant" : false } , "device" : { "state" : "wiped" , "id" : "d" } , "id" : "e" } "#,
+        ];
+        for text in texts {
+            let plain = plain_event(text.as_bytes()).expect("the common case");
+            let mut sink = Sink::default();
+            let full = event(text.as_bytes(), &mut sink).map(|parts| parts.complete().ok());
+            assert!(sink.errors.is_empty(), "{text}: {:?}", sink.errors);
+            assert_eq!(Ok(Some(plain.to_event())), full, "{text}");
+            // An escape anywhere, even one that decodes to the same text,
+            // is left to the reader that decodes it.
+            let escaped = text.replacen(r#""d""#, r#""\u0064""#, 1);
+            assert_ne!(escaped, text);
+            assert_eq!(plain_event(escaped.as_bytes()), None, "{escaped}");
+        }
+        let platform = |p: &str| {
+            let text = format!(
+                r#"{{"id":"e","device":{{"id":"d","state":"active","platform":{p}}},"user":{{"upn":"u"}},"compliance":{{"compliant":true}}}}"#
+            );
+            plain_event(text.as_bytes()).map(|e| e.device.platform.map(str::to_owned))
+        };
+        assert_eq!(platform(r#""android""#), Some(Some("android".to_owned())));
+        assert_eq!(platform("null"), Some(None));
+        assert_eq!(platform("7"), None);
+        assert_eq!(platform(r#""a","platform":"b""#), None);
+    }
 }
