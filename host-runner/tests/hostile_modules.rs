@@ -578,3 +578,41 @@ fn a_poisoned_instance_is_replaced() {
         "a fresh instance answers after the failure"
     );
 }
+
+/// The host writes each request into one buffer it keeps (the caller frees
+/// what it allocates, SPEC §6): `srs_alloc` is called again only for a
+/// request that does not fit. The module answers with how many times it was
+/// asked, as one digit, and checks it was handed the request's length.
+#[test]
+fn the_request_buffer_is_kept_and_grown_only_when_too_small() {
+    let wasm = Wat {
+        alloc: "(global.set $allocs (i32.add (global.get $allocs) (i32.const 1)))
+                (local.set $p (global.get $next))
+                (global.set $next (i32.add (global.get $next) (local.get $len)))
+                (local.get $p)",
+        evaluate: "(i32.store8 (i32.const 512) (i32.add (global.get $allocs) (i32.const 48)))
+                   (i32.store8 (i32.const 513) (i32.add (i32.load8_u (local.get 0)) (i32.const 0)))
+                   (i32.store8 (i32.const 514)
+                       (i32.load8_u (i32.sub (i32.add (local.get 0) (local.get 1)) (i32.const 1))))
+                   (i64.or (i64.shl (i64.const 512) (i64.const 32)) (i64.const 3))",
+        data: "(global $allocs (mut i32) (i32.const 0))",
+        pages: 2,
+        ..Wat::default()
+    }
+    .wasm();
+    let plugin = load(&wasm, Limits::default());
+    let mut worker = Worker::new(&plugin);
+    // The probe at load and the worker's instance are two instances; this
+    // one has allocated nothing yet. Each answer: allocations so far, the
+    // request's first byte, its last (so its length was passed as given).
+    let big = format!("b{}z", "x".repeat(5000));
+    for (request, answer) in [
+        ("ab", "1ab"),
+        ("cd", "1cd"),
+        ("efghijklmn", "1en"),
+        (big.as_str(), "2bz"),
+        ("pq", "2pq"),
+    ] {
+        assert_eq!(worker.evaluate(request.as_bytes()).unwrap(), answer);
+    }
+}
