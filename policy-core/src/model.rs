@@ -229,7 +229,7 @@ pub struct Violation {
 
 /// An event as the decision reads it, borrowed: from an [`Event`], or from
 /// the text of one by the common-case reader, which so allocates nothing
-/// for its strings but the violations' (and escaped ones).
+/// for its strings but the violations'.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EventRef<'e> {
     pub id: &'e str,

@@ -548,8 +548,8 @@ fn is_object(r: &mut Reader<'_>, path: &Path<'_>, sink: &mut Sink) -> R<bool> {
 /// error either, and builds the same event: its other errors are the checks
 /// of [`checks::event`], which the caller runs on this one. Anything else is
 /// `None`, and the caller reads the input again with [`event`], which finds
-/// and words every error. Its strings are borrowed from the text unless
-/// escaped.
+/// and words every error. Its strings are borrowed from the text: one with
+/// an escape is not the common case either.
 pub fn plain_event(bytes: &[u8]) -> Option<PlainEvent<'_>> {
     let mut r = Reader::new(text(bytes).ok()?);
     let event = plain::event(&mut r).ok()?;

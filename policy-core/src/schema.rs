@@ -252,18 +252,6 @@ pub struct EventParts {
     pub compliance: Option<Compliance>,
 }
 
-impl From<Event> for EventParts {
-    fn from(event: Event) -> Self {
-        Self {
-            id: Some(event.id),
-            time: Some(event.time),
-            device: Some(event.device),
-            user: Some(event.user),
-            compliance: Some(event.compliance),
-        }
-    }
-}
-
 impl EventParts {
     /// The event, if every part was valid.
     #[cfg_attr(
