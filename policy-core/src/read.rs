@@ -619,11 +619,10 @@ impl PlainEvent<'_> {
 
 /// [`plain_event`]'s parts: any deviation from the common case is `Err`.
 mod plain {
-    use std::borrow::Cow;
-
     use super::{Fallback, Kind, PlainDevice as Device, PlainEvent, PlainUser as User, R, Reader};
     use crate::diag::{MAX_ITEMS, MAX_STRING};
     use crate::model::{Action, Compliance, Tier, Violation};
+    use crate::write::string_stop;
 
     /// Keeps a field's value; a second one is a duplicate key.
     fn once<T>(slot: &mut Option<T>, value: T) -> R<()> {
@@ -633,22 +632,19 @@ mod plain {
         }
     }
 
-    fn expect(r: &mut Reader<'_>, kind: Kind) -> R<()> {
-        if r.kind()? == kind {
-            Ok(())
-        } else {
-            Err(Fallback)
-        }
-    }
-
-    /// A string without escapes (one with is read again by the caller).
+    /// A string without escapes, borrowed from the text (one with an
+    /// escape is read again by the caller).
     #[inline(never)]
     fn string<'t>(r: &mut Reader<'t>) -> R<&'t str> {
-        expect(r, Kind::String)?;
-        match r.string()? {
-            Cow::Borrowed(s) if s.len() <= MAX_STRING => Ok(s),
-            _ => Err(Fallback),
+        r.eat(b'"')?;
+        let start = r.pos;
+        let rest = r.text.as_bytes().get(start..).unwrap_or_default();
+        let len = string_stop(rest).ok_or(Fallback)?;
+        if rest.get(len) != Some(&b'"') || len > MAX_STRING {
+            return Err(Fallback);
         }
+        r.pos = start + len + 1;
+        r.text.get(start..start + len).ok_or(Fallback)
     }
 
     /// A string kept past the text (a violation's policy id, an action).
@@ -668,43 +664,100 @@ mod plain {
         read(r).map(Some)
     }
 
-    /// An object: `field` reads each value, given its key. Through a
-    /// `dyn`, so that the reader's loop is in the module once, not once per
-    /// object (six copies made the module ~10 KB larger).
+    /// An object whose keys are among `keys`: `field` reads each value,
+    /// given its key's index in `keys`. Through a `dyn`, so that the
+    /// reader's loop is in the module once, not once per object (six copies
+    /// made the module ~10 KB larger).
+    ///
+    /// The common case nests five deep at most, far within serde_json's
+    /// limit, so the depth is not counted here.
     fn object<'t>(
         r: &mut Reader<'t>,
-        field: &mut dyn FnMut(&mut Reader<'t>, &str) -> R<()>,
+        keys: &[&str],
+        field: &mut dyn FnMut(&mut Reader<'t>, usize) -> R<()>,
     ) -> R<()> {
-        expect(r, Kind::Object)?;
-        r.object(|r, key| field(r, &key)).map(drop)
+        r.eat(b'{')?;
+        if r.peek() == Some(b'}') {
+            r.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let key = key(r, keys)?;
+            r.eat(b':')?;
+            field(r, key)?;
+            if next(r, b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A key, as its index in `keys`. It is compared with each name as
+    /// bytes, not scanned for its end: any other key is not the common case,
+    /// nor is one spelt with an escape (it matches no name).
+    fn key(r: &mut Reader<'_>, keys: &[&str]) -> R<usize> {
+        r.eat(b'"')?;
+        let rest = r.text.as_bytes().get(r.pos..).unwrap_or_default();
+        // The names of an object's keys start with different letters.
+        let first = rest.first().ok_or(Fallback)?;
+        let (i, name) = keys
+            .iter()
+            .enumerate()
+            .find(|(_, name)| name.as_bytes().first() == Some(first))
+            .ok_or(Fallback)?;
+        let name = name.as_bytes();
+        if rest.get(..name.len()) == Some(name) && rest.get(name.len()) == Some(&b'"') {
+            r.pos += name.len() + 1;
+            return Ok(i);
+        }
+        Err(Fallback)
+    }
+
+    /// After an item: `,` (false) or the closing `close` (true).
+    fn next(r: &mut Reader<'_>, close: u8) -> R<bool> {
+        match r.peek() {
+            Some(b',') => {
+                r.pos += 1;
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                r.pos += 1;
+                Ok(true)
+            }
+            _ => Err(Fallback),
+        }
     }
 
     fn array<'t, T>(
         r: &mut Reader<'t>,
         mut item: impl FnMut(&mut Reader<'t>) -> R<T>,
     ) -> R<Vec<T>> {
-        expect(r, Kind::Array)?;
+        r.eat(b'[')?;
         let mut out = Vec::new();
-        r.array(|r, _| {
-            out.push(item(r)?);
-            Ok(())
-        })?;
-        if out.len() > MAX_ITEMS {
-            return Err(Fallback);
+        if r.peek() == Some(b']') {
+            r.pos += 1;
+            return Ok(out);
         }
-        Ok(out)
+        loop {
+            out.push(item(r)?);
+            if out.len() > MAX_ITEMS {
+                return Err(Fallback);
+            }
+            if next(r, b']')? {
+                return Ok(out);
+            }
+        }
     }
 
     pub(super) fn event<'t>(r: &mut Reader<'t>) -> R<PlainEvent<'t>> {
         let (mut id, mut time, mut device, mut user, mut compliance) =
             (None, None, None, None, None);
-        object(r, &mut |r, key| match key {
-            "id" => once(&mut id, string(r)?),
-            "time" => once(&mut time, nullable(r, string)?),
-            "device" => once(&mut device, self::device(r)?),
-            "user" => once(&mut user, self::user(r)?),
-            "compliance" => once(&mut compliance, self::compliance(r)?),
-            _ => Err(Fallback),
+        let keys = ["id", "time", "device", "user", "compliance"];
+        object(r, &keys, &mut |r, key| match key {
+            0 => once(&mut id, string(r)?),
+            1 => once(&mut time, nullable(r, string)?),
+            2 => once(&mut device, self::device(r)?),
+            3 => once(&mut user, self::user(r)?),
+            _ => once(&mut compliance, self::compliance(r)?),
         })?;
         Ok(PlainEvent {
             id: id.ok_or(Fallback)?,
@@ -717,11 +770,10 @@ mod plain {
 
     fn device<'t>(r: &mut Reader<'t>) -> R<Device<'t>> {
         let (mut id, mut state, mut platform) = (None, None, None);
-        object(r, &mut |r, key| match key {
-            "id" => once(&mut id, string(r)?),
-            "state" => once(&mut state, string(r)?.parse().map_err(|_| Fallback)?),
-            "platform" => once(&mut platform, nullable(r, string)?),
-            _ => Err(Fallback),
+        object(r, &["id", "state", "platform"], &mut |r, key| match key {
+            0 => once(&mut id, string(r)?),
+            1 => once(&mut state, string(r)?.parse().map_err(|_| Fallback)?),
+            _ => once(&mut platform, nullable(r, string)?),
         })?;
         Ok(Device {
             id: id.ok_or(Fallback)?,
@@ -732,10 +784,9 @@ mod plain {
 
     fn user<'t>(r: &mut Reader<'t>) -> R<User<'t>> {
         let (mut upn, mut email) = (None, None);
-        object(r, &mut |r, key| match key {
-            "upn" => once(&mut upn, nullable(r, string)?),
-            "email" => once(&mut email, nullable(r, string)?),
-            _ => Err(Fallback),
+        object(r, &["upn", "email"], &mut |r, key| match key {
+            0 => once(&mut upn, nullable(r, string)?),
+            _ => once(&mut email, nullable(r, string)?),
         })?;
         Ok(User {
             upn: upn.flatten(),
@@ -745,13 +796,9 @@ mod plain {
 
     fn compliance(r: &mut Reader<'_>) -> R<Compliance> {
         let (mut compliant, mut violations) = (None, None);
-        object(r, &mut |r, key| match key {
-            "compliant" => {
-                expect(r, Kind::Bool)?;
-                once(&mut compliant, r.boolean()?)
-            }
-            "violations" => once(&mut violations, nullable(r, |r| array(r, violation))?),
-            _ => Err(Fallback),
+        object(r, &["compliant", "violations"], &mut |r, key| match key {
+            0 => once(&mut compliant, r.boolean()?),
+            _ => once(&mut violations, nullable(r, |r| array(r, violation))?),
         })?;
         Ok(Compliance {
             compliant: compliant.ok_or(Fallback)?,
@@ -761,10 +808,9 @@ mod plain {
 
     fn violation(r: &mut Reader<'_>) -> R<Violation> {
         let (mut policy, mut actions) = (None, None);
-        object(r, &mut |r, key| match key {
-            "policy" => once(&mut policy, owned(r)?),
-            "actions" => once(&mut actions, nullable(r, |r| array(r, action))?),
-            _ => Err(Fallback),
+        object(r, &["policy", "actions"], &mut |r, key| match key {
+            0 => once(&mut policy, owned(r)?),
+            _ => once(&mut actions, nullable(r, |r| array(r, action))?),
         })?;
         Ok(Violation {
             policy: policy.ok_or(Fallback)?,
@@ -777,17 +823,14 @@ mod plain {
             return owned(r).map(Action::Name);
         }
         let mut flags: [Option<Option<bool>>; 4] = [None; 4];
-        object(r, &mut |r, key| {
-            let at = ["alert", "block", "quarantine", "wipe"]
-                .iter()
-                .position(|name| *name == key)
-                .ok_or(Fallback)?;
-            let flag = nullable(r, |r| {
-                expect(r, Kind::Bool)?;
-                r.boolean()
-            })?;
-            once(flags.get_mut(at).ok_or(Fallback)?, flag)
-        })?;
+        object(
+            r,
+            &["alert", "block", "quarantine", "wipe"],
+            &mut |r, at| {
+                let flag = nullable(r, Reader::boolean)?;
+                once(flags.get_mut(at).ok_or(Fallback)?, flag)
+            },
+        )?;
         let [alert, block, quarantine, wipe] = flags.map(|f| f.flatten().unwrap_or(false));
         Ok(Action::Tier(Tier {
             alert,
@@ -1101,5 +1144,36 @@ mod tests {
         assert_eq!(platform("null"), Some(None));
         assert_eq!(platform("7"), None);
         assert_eq!(platform(r#""a","platform":"b""#), None);
+    }
+
+    /// Keys are compared with the names the common case knows, not read:
+    /// a key that only starts or ends like one, an unknown key, and a known
+    /// key spelt with an escape are all left to the single-pass reader.
+    #[test]
+    fn plain_event_knows_a_key_only_by_its_exact_bytes() {
+        let text = r#"{"id":"e","device":{"id":"d","state":"active"},"user":{"upn":"u"},"compliance":{"compliant":true}}"#;
+        assert!(plain_event(text.as_bytes()).is_some());
+        for key in [
+            r#""i""#,
+            r#""ids""#,
+            r#""xd""#,
+            r#""ID""#,
+            r#""\u0069d""#,
+            r#""""#,
+            r#""i"#,
+            // Not JSON: the key `idx:` with no colon after it.
+            r#""idx"#,
+        ] {
+            let changed = text.replacen(r#""id""#, key, 1);
+            assert_eq!(plain_event(changed.as_bytes()), None, "{changed}");
+        }
+        let unknown = text.replacen(r#""upn":"u""#, r#""upn":"u","nickname":"v""#, 1);
+        assert_eq!(plain_event(unknown.as_bytes()), None, "{unknown}");
+        let flag = text.replacen(
+            r#""compliant":true"#,
+            r#""compliant":false,"violations":[{"policy":"p","actions":[{"blocks":true}]}]"#,
+            1,
+        );
+        assert_eq!(plain_event(flag.as_bytes()), None, "{flag}");
     }
 }
