@@ -6,24 +6,20 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::actions::{builtin_class, normalize, tier_class};
-use crate::answer::{
-    Access, Answer, Decision, Diagnostic, ErrorCode, Matched, Outcome, PolicySummary, Reason,
-    Revocation, Rule, Scheduled,
-};
+use crate::answer::{Access, Answer, Diagnostic, ErrorCode, Outcome, PolicySummary};
 use crate::case::{lowercase, lowercases_to};
 use crate::checks;
 use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_many};
 use crate::json;
 use crate::model::{
-    Action, ActionClass, CompliancePolicy, Deployment, Event, EventRef, Mode, Policy, Provider,
+    Action, ActionClass, CompliancePolicy, Deployment, Event, EventRef, Mode, Policy,
     UnknownAction, Violation,
 };
 use crate::read;
 use crate::schema::{self, EventParts, PolicyParts};
 use crate::time;
-
-/// A violated policy's id and its classified actions.
-type Violated<'e> = (&'e str, Vec<(Action, ActionClass)>);
+use crate::verdict::{Matches, Then, Verdict, Violated};
+use crate::write;
 
 /// A validated policy, ready to evaluate events.
 ///
@@ -53,11 +49,28 @@ impl Engine {
     /// Validates a policy given as JSON (paths start at `policy`).
     pub fn from_json(policy: &[u8]) -> Result<Self, Answer> {
         let mut sink = Sink::default();
-        let engine = json::read(policy, &Path::root("policy"), &mut sink)
-            .and_then(|value| compile(&value, &mut sink));
-        engine.ok_or(Answer::Failure {
+        Self::compile_json(policy, &mut sink).ok_or(Answer::Failure {
             errors: sink.errors,
         })
+    }
+
+    /// What `srs_set_policy` does (SPEC §6): the policy given as JSON
+    /// validated, the engine if it is valid, and the answer as JSON, the
+    /// bytes of [`Engine::accepted`] or of [`Engine::from_json`]'s failure,
+    /// written without building the answer.
+    pub fn keep_json(policy: &[u8]) -> (Option<Self>, String) {
+        let mut sink = Sink::default();
+        match Self::compile_json(policy, &mut sink) {
+            Some(engine) => {
+                let answer = write::accepted(&engine.summary(), &engine.warnings);
+                (Some(engine), answer)
+            }
+            None => (None, write::failure(&sink.errors)),
+        }
+    }
+
+    fn compile_json(policy: &[u8], sink: &mut Sink) -> Option<Self> {
+        json::read(policy, &Path::root("policy"), sink).and_then(|value| compile(&value, sink))
     }
 
     /// Finishes validating a policy as the schema walk left it: `sink` holds
@@ -129,7 +142,7 @@ impl Engine {
         let event = EventRef::from(event);
         let mut sink = Sink::default();
         checks::event(&event, &mut sink);
-        self.evaluate_checked(event, sink)
+        self.evaluate_checked::<Typed>(event, sink)
     }
 
     /// Evaluates an event given as JSON (paths start at `event`). The common
@@ -139,26 +152,34 @@ impl Engine {
     /// way, which words the `malformed-json` error. With the feature
     /// `small`, anything but the common case is read the old way.
     pub fn evaluate_json(&self, event: &[u8]) -> Answer {
-        // The common case first, read without finding errors and borrowed
-        // from the text: when its checks find none either, it is the event
-        // `read::event` builds.
-        if let Some(plain) = read::plain_event(event) {
-            let view = plain.view();
-            let mut sink = Sink::default();
-            checks::event(&view, &mut sink);
-            if sink.errors.is_empty() && sink.warnings.is_empty() {
-                return self.evaluate_checked(view, sink);
-            }
+        self.event_json::<Typed>(event)
+    }
+
+    /// [`Engine::evaluate_json`]'s answer as JSON, the bytes of
+    /// `evaluate_json(event).to_json()`, written as the decision is
+    /// reached: no [`Answer`] is built.
+    pub fn answer_json(&self, event: &[u8]) -> String {
+        self.event_json::<Json>(event)
+    }
+
+    fn event_json<F: Form>(&self, event: &[u8]) -> F::Out {
+        match common(event) {
+            Some((plain, sink)) => self.evaluate_checked::<F>(plain.view(), sink),
+            None => self.evaluate_uncommon::<F>(event),
         }
+    }
+
+    /// [`Engine::evaluate_json`] of anything but the common case.
+    fn evaluate_uncommon<F: Form>(&self, event: &[u8]) -> F::Out {
         if cfg!(feature = "small") {
-            return self.evaluate_json_via_value(event);
+            return self.via_value::<F>(event);
         }
         let mut sink = Sink::default();
         let parts = match read::event(event, &mut sink) {
             Ok(parts) => parts,
-            Err(read::Fallback) => return self.evaluate_json_via_value(event),
+            Err(read::Fallback) => return self.via_value::<F>(event),
         };
-        self.evaluate_parts(parts, sink)
+        self.evaluate_parts::<F>(parts, sink)
     }
 
     /// [`Engine::evaluate_json`] the old way: the text into a
@@ -166,63 +187,57 @@ impl Engine {
     /// for every input; kept for the differential tests and fuzz target.
     #[doc(hidden)]
     pub fn evaluate_json_via_value(&self, event: &[u8]) -> Answer {
+        self.via_value::<Typed>(event)
+    }
+
+    fn via_value<F: Form>(&self, event: &[u8]) -> F::Out {
         let mut sink = Sink::default();
         let parts = json::read(event, &Path::root("event"), &mut sink)
             .map(|value| schema::event(&value, &mut sink))
             .unwrap_or_default();
-        self.evaluate_parts(parts, sink)
+        self.evaluate_parts::<F>(parts, sink)
     }
 
     /// Evaluates an event as the schema walk left it: `sink` holds its
     /// errors so far, and the parts that were read are still classified.
-    fn evaluate_parts(&self, parts: EventParts, mut sink: Sink) -> Answer {
+    fn evaluate_parts<F: Form>(&self, parts: EventParts, mut sink: Sink) -> F::Out {
         match parts.complete() {
-            Ok(event) => self.evaluate_checked(EventRef::from(&event), sink),
+            Ok(event) => self.evaluate_checked::<F>(EventRef::from(&event), sink),
             Err(parts) => {
                 if let Some(compliance) = &parts.compliance {
                     self.violations(&compliance.violations, &mut sink);
                 }
-                Answer::Failure {
-                    errors: sink.errors,
-                }
+                F::failure(sink.errors)
             }
         }
     }
 
     /// Evaluates an event whose checks have run, their findings in `sink`.
-    /// Not inlined: each entry point calling it inlined the decision again
-    /// (about 6 KB of module per copy).
     #[inline(never)]
-    fn evaluate_checked(&self, event: EventRef<'_>, mut sink: Sink) -> Answer {
+    fn evaluate_checked<F: Form>(&self, event: EventRef<'_>, mut sink: Sink) -> F::Out {
         let violations = self.violations(event.violations, &mut sink);
-        self.answer(sink, &event, violations)
+        match self.judge(&event, &violations, &mut sink) {
+            Some(verdict) => F::success(&self.warnings, &verdict, sink.warnings),
+            None => F::failure(sink.errors),
+        }
     }
 
-    fn answer(
-        &self,
-        mut sink: Sink,
-        event: &EventRef<'_>,
-        violations: Vec<Violated<'_>>,
-    ) -> Answer {
-        let decision = if sink.errors.is_empty() {
-            Some(self.decide(event, &violations, &mut sink))
-        } else {
-            None
-        };
-        match decision {
-            Some(decision) if sink.errors.is_empty() => {
-                let mut warnings = self.warnings.clone();
-                warnings.extend(sink.warnings);
-                Answer::Success {
-                    decision: Some(decision),
-                    policy: None,
-                    warnings,
-                }
-            }
-            _ => Answer::Failure {
-                errors: sink.errors,
-            },
+    /// The decision about an event whose checks have run, unless they or
+    /// the decision found an error (in `sink`). Not inlined: each entry
+    /// point calling it inlined the decision again (about 6 KB of module
+    /// per copy).
+    #[inline(never)]
+    fn judge<'a>(
+        &'a self,
+        event: &'a EventRef<'a>,
+        violations: &'a [Violated<'a>],
+        sink: &mut Sink,
+    ) -> Option<Verdict<'a>> {
+        if !sink.errors.is_empty() {
+            return None;
         }
+        let verdict = self.decide(event, violations, sink);
+        sink.errors.is_empty().then_some(verdict)
     }
 
     /// Each violation's policy id and its classified actions: inline if the
@@ -266,135 +281,62 @@ impl Engine {
 
     /// The decision of SPEC §4 steps 2 to 5; a grace period that cannot be
     /// scheduled is an error, and one that cannot start a warning, in `sink`.
-    fn decide(
-        &self,
-        event: &EventRef<'_>,
-        violations: &[Violated<'_>],
+    fn decide<'a>(
+        &'a self,
+        event: &'a EventRef<'a>,
+        violations: &'a [Violated<'a>],
         sink: &mut Sink,
-    ) -> Decision {
+    ) -> Verdict<'a> {
         let policy = &self.policy;
         let state = event.state;
         let state_trigger = policy.revoke_on_states.contains(&state);
-        let matched = |want: ActionClass| -> Vec<Matched> {
-            violations
-                .iter()
-                .flat_map(|(id, actions)| {
-                    actions
-                        .iter()
-                        .filter(move |(_, c)| *c == want)
-                        .map(move |(a, _)| Matched::Action {
-                            policy: (*id).to_owned(),
-                            action: a.clone(),
-                        })
-                })
-                .collect()
-        };
         let blocking = if event.compliant {
-            Vec::new()
+            0
         } else {
-            matched(ActionClass::Blocking)
+            let mut n = 0;
+            Matches::each_action(violations, ActionClass::Blocking, |_, _| n += 1);
+            n
         };
         let exempt_as = self.exempt_identity(event);
         let standalone = policy.deployment == Deployment::AccessStandaloneSentry;
-
-        let mut reasons = Vec::new();
-        if state_trigger {
-            reasons.push(reason(
-                Rule::DeviceState,
-                format!("device state `{state}` is in revoke_on_states"),
-                vec![Matched::State { state }],
-            ));
-        }
-        if !blocking.is_empty() {
-            let message = format!(
-                "the device is out of compliance and a violated policy has a blocking action ({} matched)",
-                blocking.len()
-            );
-            reasons.push(reason(Rule::BlockingAction, message, blocking));
-        }
-        let triggered = !reasons.is_empty();
-
-        let (outcome, access) = match (triggered, exempt_as, standalone) {
+        let triggered = state_trigger || blocking > 0;
+        let (then, outcome, access) = match (triggered, exempt_as, standalone) {
             // A trigger, but the user is exempt: never revoked, never blocked.
-            (true, Some(user), _) => {
-                let message = format!("user `{user}` is in exempt_users");
-                reasons.push(reason(
-                    Rule::ExemptUser,
-                    message,
-                    vec![Matched::User {
-                        user: user.to_owned(),
-                    }],
-                ));
-                (Outcome::NoAction, Access::Allow)
-            }
+            (true, Some(user), _) => (Some(Then::Exempt(user)), Outcome::NoAction, Access::Allow),
             // A trigger where revocation is unsupported: say so, still block at the gate.
-            (true, None, true) => {
-                let message =
-                    "Access + Standalone Sentry deployments do not support session revocation";
-                let deployment = Deployment::AccessStandaloneSentry;
-                reasons.push(reason(
-                    Rule::UnsupportedDeployment,
-                    message.to_owned(),
-                    vec![Matched::Deployment { deployment }],
-                ));
-                (Outcome::Unsupported, Access::Block)
-            }
+            (true, None, true) => (Some(Then::Unsupported), Outcome::Unsupported, Access::Block),
             // A trigger: revoke at every configured provider and block at the gate.
-            (true, None, false) => (Outcome::Revoke, Access::Block),
+            (true, None, false) => (None, Outcome::Revoke, Access::Block),
             // No trigger, compliant.
             (false, _, _) if event.compliant => {
-                reasons.push(reason(
-                    Rule::Compliant,
-                    "the device is compliant".to_owned(),
-                    Vec::new(),
-                ));
-                (Outcome::NoAction, Access::Allow)
+                (Some(Then::Compliant), Outcome::NoAction, Access::Allow)
             }
             // No trigger, out of compliance with only non-blocking actions.
-            (false, _, _) => {
-                let message =
-                    "the device is out of compliance, but no violated policy has a blocking action";
-                reasons.push(reason(
-                    Rule::NonBlockingOnly,
-                    message.to_owned(),
-                    matched(ActionClass::NonBlocking),
-                ));
-                (Outcome::NoAction, Access::Allow)
-            }
+            (false, _, _) => (Some(Then::NonBlocking), Outcome::NoAction, Access::Allow),
         };
-
-        let mut decision = Decision {
-            event_id: event.id.to_owned(),
+        let mut verdict = Verdict {
+            event,
+            providers: &policy.providers,
+            violations,
             outcome,
             enforced: policy.mode == Mode::Enforce,
             access,
-            revocations: Vec::new(),
-            scheduled: None,
-            reasons,
+            state: state_trigger.then_some(state),
+            blocking,
+            then,
+            grace: None,
         };
-        if outcome == Outcome::Revoke {
-            decision.revocations = policy
-                .providers
-                .iter()
-                .filter_map(|&provider| {
-                    subject(provider, event).map(|subject| Revocation {
-                        provider,
-                        subject: subject.to_owned(),
-                    })
-                })
-                .collect();
-            // Step 3a: a blocking action alone may wait; a device state never does.
-            if policy.grace_seconds > 0 && !state_trigger {
-                self.grace(event, &mut decision, sink);
-            }
+        // Step 3a: a blocking action alone may wait; a device state never does.
+        if outcome == Outcome::Revoke && policy.grace_seconds > 0 && !state_trigger {
+            self.grace(event, &mut verdict, sink);
         }
-        decision
+        verdict
     }
 
     /// Turns a `revoke` decision into `grace` (SPEC §4 step 3a), or says why
     /// it cannot: no `time` keeps `revoke` with a warning, and a `due` that
     /// cannot be written is an error.
-    fn grace(&self, event: &EventRef<'_>, decision: &mut Decision, sink: &mut Sink) {
+    fn grace(&self, event: &EventRef<'_>, verdict: &mut Verdict<'_>, sink: &mut Sink) {
         let seconds = self.policy.grace_seconds;
         let root = Path::root("event");
         let path = root.field("time");
@@ -413,20 +355,9 @@ impl Engine {
             sink.error(ErrorCode::InvalidValue, &path, message);
             return;
         };
-        decision.outcome = Outcome::Grace;
-        decision.access = Access::Allow;
-        decision.reasons.push(reason(
-            Rule::GracePeriod,
-            format!("the device has {seconds} seconds to become compliant; its sessions are revoked at {due} unless it does"),
-            vec![Matched::Grace {
-                grace_seconds: seconds,
-                due: due.clone(),
-            }],
-        ));
-        decision.scheduled = Some(Box::new(Scheduled {
-            due,
-            revocations: std::mem::take(&mut decision.revocations),
-        }));
+        verdict.outcome = Outcome::Grace;
+        verdict.access = Access::Allow;
+        verdict.grace = Some((seconds, due));
     }
 
     /// The event identity (upn first, then email) found in `exempt_users`.
@@ -540,12 +471,12 @@ impl Classifier {
 /// Evaluates a request envelope `{"policy": …, "event": …}` (SPEC §6) and
 /// returns the answer as JSON. Every bad input is a failure answer.
 pub fn evaluate_json_str(request: &str) -> String {
-    evaluate_request(request.as_bytes()).to_json()
+    request_answer::<Json>(request.as_bytes())
 }
 
 /// [`evaluate_json_str`] over bytes, which need not be UTF-8.
 pub fn evaluate_json_bytes(request: &[u8]) -> String {
-    evaluate_request(request).to_json()
+    request_answer::<Json>(request)
 }
 
 /// Evaluates a request envelope given as JSON bytes: the envelope and the
@@ -553,12 +484,16 @@ pub fn evaluate_json_bytes(request: &[u8]) -> String {
 /// the reader gives up on is read again the old way (see [`Engine::evaluate_json`]).
 /// With the feature `small`, the old way only.
 pub fn evaluate_request(request: &[u8]) -> Answer {
+    request_answer::<Typed>(request)
+}
+
+fn request_answer<F: Form>(request: &[u8]) -> F::Out {
     if cfg!(feature = "small") {
-        return evaluate_request_via_value(request);
+        return request_via_value::<F>(request);
     }
     let mut sink = Sink::default();
     let Ok((policy, event)) = read::request(request, &mut sink) else {
-        return evaluate_request_via_value(request);
+        return request_via_value::<F>(request);
     };
     // Well-formed text, read again alone: the same `Value` as in the whole.
     let engine = policy.and_then(|policy| {
@@ -573,10 +508,8 @@ pub fn evaluate_request(request: &[u8]) -> Answer {
         None => EventParts::default(),
     };
     match engine {
-        Some(engine) => engine.evaluate_parts(parts, sink),
-        None => Answer::Failure {
-            errors: sink.errors,
-        },
+        Some(engine) => engine.evaluate_parts::<F>(parts, sink),
+        None => F::failure(sink.errors),
     }
 }
 
@@ -584,11 +517,13 @@ pub fn evaluate_request(request: &[u8]) -> Answer {
 /// `serde_json::Value`, then the schema walk. Kept for the differential tests.
 #[doc(hidden)]
 pub fn evaluate_request_via_value(request: &[u8]) -> Answer {
+    request_via_value::<Typed>(request)
+}
+
+fn request_via_value<F: Form>(request: &[u8]) -> F::Out {
     let mut sink = Sink::default();
     let Some(value) = json::read(request, &Path::root(""), &mut sink) else {
-        return Answer::Failure {
-            errors: sink.errors,
-        };
+        return F::failure(sink.errors);
     };
     let (policy, event) = schema::request(&value, &mut sink);
     let engine = policy.and_then(|policy| compile(policy, &mut sink));
@@ -596,10 +531,8 @@ pub fn evaluate_request_via_value(request: &[u8]) -> Answer {
         .map(|event| schema::event(event, &mut sink))
         .unwrap_or_default();
     match engine {
-        Some(engine) => engine.evaluate_parts(parts, sink),
-        None => Answer::Failure {
-            errors: sink.errors,
-        },
+        Some(engine) => engine.evaluate_parts::<F>(parts, sink),
+        None => F::failure(sink.errors),
     }
 }
 
@@ -616,6 +549,64 @@ fn compile(policy: &Value, sink: &mut Sink) -> Option<Engine> {
     }
 }
 
+/// What an entry point makes of its answer: the [`Answer`] ([`Typed`]),
+/// or its JSON written straight from the decision ([`Json`]), the same
+/// bytes as `Answer::to_json`. A build that only answers in JSON (the core
+/// module) has no `Decision` in it.
+trait Form {
+    type Out;
+    /// A decision, with the policy's `warnings` and then the event's `more`.
+    fn success(warnings: &[Diagnostic], verdict: &Verdict<'_>, more: Vec<Diagnostic>) -> Self::Out;
+    fn failure(errors: Vec<Diagnostic>) -> Self::Out;
+}
+
+enum Typed {}
+
+impl Form for Typed {
+    type Out = Answer;
+
+    fn success(warnings: &[Diagnostic], verdict: &Verdict<'_>, more: Vec<Diagnostic>) -> Answer {
+        let decision = Some(verdict.decision());
+        let mut warnings = warnings.to_vec();
+        warnings.extend(more);
+        Answer::Success {
+            decision,
+            policy: None,
+            warnings,
+        }
+    }
+
+    fn failure(errors: Vec<Diagnostic>) -> Answer {
+        Answer::Failure { errors }
+    }
+}
+
+enum Json {}
+
+impl Form for Json {
+    type Out = String;
+
+    fn success(warnings: &[Diagnostic], verdict: &Verdict<'_>, more: Vec<Diagnostic>) -> String {
+        write::success(verdict, warnings, &more)
+    }
+
+    fn failure(errors: Vec<Diagnostic>) -> String {
+        write::failure(&errors)
+    }
+}
+
+/// The common case first, read without finding errors and borrowed from
+/// the text: when its checks find none either, it is the event
+/// `read::event` builds; it is returned with the checks' sink. Not inlined:
+/// both JSON entry points call it.
+#[inline(never)]
+fn common(event: &[u8]) -> Option<(read::PlainEvent<'_>, Sink)> {
+    let plain = read::plain_event(event)?;
+    let mut sink = Sink::default();
+    checks::event(&plain.view(), &mut sink);
+    (sink.errors.is_empty() && sink.warnings.is_empty()).then_some((plain, sink))
+}
+
 /// Evaluates `event` under `policy`: one call validating both.
 pub fn evaluate(policy: &Policy, event: &Event) -> Answer {
     match Engine::new(policy.clone()) {
@@ -628,22 +619,5 @@ pub fn evaluate(policy: &Policy, event: &Event) -> Answer {
                 errors: sink.errors,
             }
         }
-    }
-}
-
-/// `office365` uses upn, else email; `google_workspace` uses email, else upn.
-fn subject<'e>(provider: Provider, event: &EventRef<'e>) -> Option<&'e str> {
-    let (first, second) = match provider {
-        Provider::Office365 => (event.upn, event.email),
-        Provider::GoogleWorkspace => (event.email, event.upn),
-    };
-    first.or(second)
-}
-
-fn reason(rule: Rule, message: String, matched: Vec<Matched>) -> Reason {
-    Reason {
-        rule,
-        message,
-        matched,
     }
 }

@@ -19,10 +19,12 @@
 #![forbid(unsafe_code)]
 
 // Layers, lowest first: a module imports only from its own layer and earlier ones.
-// 1. Data: wire names, the inputs (SPEC §2, §3), the output (SPEC §5) and its writer.
+// 1. Data: wire names, the inputs (SPEC §2, §3), the output (SPEC §5) as
+//    the rules reach it (borrowed) and owned, and its writer.
 mod answer;
 mod model;
 mod names;
+mod verdict;
 mod write;
 // 2. The diagnostics base: Path, Sink, the limits.
 mod diag;
@@ -59,3 +61,4 @@ pub use names::UnknownName;
 #[doc(hidden)]
 pub use parse::value as parse_value;
 pub use time::{format_utc, unix_ms};
+pub use write::failure as failure_json;

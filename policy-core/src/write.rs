@@ -4,10 +4,11 @@
 //! serializer's generic machinery. Tests compare the two on every answer the
 //! conformance vectors and the reader's differential tests make.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use crate::answer::{Answer, Decision, Diagnostic, Matched, PolicySummary, Reason, Revocation};
-use crate::model::{Action, Tier};
+use crate::model::{Action, Provider, Tier};
+use crate::verdict::{Matches, Verdict};
 
 /// [`Answer::to_json`].
 pub fn answer(answer: &Answer) -> String {
@@ -30,11 +31,29 @@ pub fn answer(answer: &Answer) -> String {
             w.raw(r#","warnings":"#);
             w.list(warnings, Writer::diagnostic);
         }
-        Answer::Failure { errors } => {
-            w.raw(r#"{"type":"failure","errors":"#);
-            w.list(errors, Writer::diagnostic);
-        }
+        Answer::Failure { errors } => return failure(errors),
     }
+    w.raw("}");
+    w.0
+}
+
+/// A success answer with a kept policy's summary and warnings.
+pub fn accepted(summary: &PolicySummary, warnings: &[Diagnostic]) -> String {
+    let mut w = Writer(String::with_capacity(512));
+    w.raw(r#"{"type":"success","policy":"#);
+    w.summary(summary);
+    w.raw(r#","warnings":"#);
+    w.list(warnings, Writer::diagnostic);
+    w.raw("}");
+    w.0
+}
+
+/// The failure answer listing `errors`: the bytes of
+/// `Answer::Failure { errors }.to_json()`.
+pub fn failure(errors: &[Diagnostic]) -> String {
+    let mut w = Writer(String::with_capacity(512));
+    w.raw(r#"{"type":"failure","errors":"#);
+    w.list(errors, Writer::diagnostic);
     w.raw("}");
     w.0
 }
@@ -75,6 +94,12 @@ pub fn string_stop(bytes: &[u8]) -> Option<usize> {
 /// control characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
 pub fn quoted(out: &mut String, s: &str) {
     out.push('"');
+    escaped(out, s);
+    out.push('"');
+}
+
+/// [`quoted`] without the quotes.
+fn escaped(out: &mut String, s: &str) {
     let mut rest = s;
     while let Some(at) = string_stop(rest.as_bytes()) {
         let (plain, from) = rest.split_at_checked(at).unwrap_or_default();
@@ -101,7 +126,35 @@ pub fn quoted(out: &mut String, s: &str) {
         rest = from.get(1..).unwrap_or_default();
     }
     out.push_str(rest);
-    out.push('"');
+}
+
+/// What is written to it goes into a JSON string, escaped.
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escaped(self.0, s);
+        Ok(())
+    }
+}
+
+/// A success answer with `verdict`'s decision and the `warnings` then
+/// `more`: the bytes [`answer`] writes for the [`Answer`] holding
+/// [`Verdict::decision`], written from the verdict.
+#[inline(never)]
+pub fn success(verdict: &Verdict<'_>, warnings: &[Diagnostic], more: &[Diagnostic]) -> String {
+    let mut w = Writer(String::with_capacity(512));
+    w.raw(r#"{"type":"success","decision":"#);
+    w.verdict(verdict);
+    w.raw(r#","warnings":["#);
+    for (i, d) in warnings.iter().chain(more).enumerate() {
+        if i > 0 {
+            w.0.push(',');
+        }
+        w.diagnostic(d);
+    }
+    w.raw("]}");
+    w.0
 }
 
 struct Writer(String);
@@ -183,6 +236,90 @@ impl Writer {
         self.raw(r#","reasons":"#);
         self.list(&d.reasons, Self::reason);
         self.raw("}");
+    }
+
+    /// As [`Writer::decision`] writes [`Verdict::decision`].
+    fn verdict(&mut self, v: &Verdict<'_>) {
+        self.raw(r#"{"event_id":"#);
+        self.str(v.event.id);
+        self.raw(r#","outcome":"#);
+        self.name(v.outcome.as_str());
+        self.raw(r#","enforced":"#);
+        self.bool(v.enforced);
+        self.raw(r#","access":"#);
+        self.name(v.access.as_str());
+        self.raw(r#","revocations":"#);
+        self.subjects(v.revocations());
+        if let Some((_, due)) = &v.grace {
+            self.raw(r#","scheduled":{"due":"#);
+            self.str(due);
+            self.raw(r#","revocations":"#);
+            self.subjects(v.subjects());
+            self.raw("}");
+        }
+        self.raw(r#","reasons":["#);
+        for (i, r) in v.reasons().into_iter().flatten().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.raw(r#"{"rule":"#);
+            self.name(r.rule.as_str());
+            self.raw(r#","message":""#);
+            let _ = write!(Escaping(&mut self.0), "{}", r.message);
+            self.raw(r#"","matched":["#);
+            self.matches(r.matched);
+            self.raw("]}");
+        }
+        self.raw("]}");
+    }
+
+    fn subjects<'s>(&mut self, subjects: impl Iterator<Item = (Provider, &'s str)>) {
+        self.0.push('[');
+        for (i, (provider, subject)) in subjects.enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.raw(r#"{"provider":"#);
+            self.name(provider.as_str());
+            self.raw(r#","subject":"#);
+            self.str(subject);
+            self.raw("}");
+        }
+        self.0.push(']');
+    }
+
+    /// A matched list's items, as [`Writer::matched`] writes each.
+    fn matches(&mut self, m: Matches<'_>) {
+        match m {
+            Matches::Nothing => {}
+            Matches::State(state) => self.matched(&Matched::State { state }),
+            Matches::Actions(violations, class) => {
+                let mut first = true;
+                Matches::each_action(violations, class, |policy, action| {
+                    if !std::mem::take(&mut first) {
+                        self.0.push(',');
+                    }
+                    self.raw(r#"{"policy":"#);
+                    self.str(policy);
+                    self.raw(r#","action":"#);
+                    self.action(action);
+                    self.raw("}");
+                });
+            }
+            Matches::User(user) => {
+                self.raw(r#"{"user":"#);
+                self.str(user);
+                self.raw("}");
+            }
+            Matches::Deployment(deployment) => self.matched(&Matched::Deployment { deployment }),
+            Matches::Grace(grace_seconds, due) => {
+                self.raw(r#"{"grace_seconds":"#);
+                self.u32(grace_seconds);
+                self.raw(r#","due":"#);
+                self.str(due);
+                self.raw("}");
+            }
+        }
     }
 
     fn revocation(&mut self, r: &Revocation) {
@@ -269,6 +406,90 @@ mod tests {
             super::answer(answer),
             serde_json::to_string(answer).unwrap()
         );
+    }
+
+    /// A verdict written directly is what the owned decision's answer is,
+    /// for every reason and list, with strings that need escapes (the
+    /// common-case reader never gives the writer such strings; the writer
+    /// does not rely on it).
+    #[test]
+    fn a_verdict_as_its_decision_answer() {
+        use crate::model::{ActionClass, EventRef};
+        use crate::verdict::{Then, Verdict};
+
+        let odd = "say \"hi\" \\ to\n\t\u{1f}é😀\u{2028}";
+        let event = EventRef {
+            id: odd,
+            time: Some("2026-11-27T08:00:00Z"),
+            device_id: odd,
+            state: DeviceState::Retired,
+            upn: Some(odd),
+            email: Some("b@y"),
+            compliant: false,
+            violations: &[],
+        };
+        let actions = vec![
+            (Action::Name(odd.to_owned()), ActionClass::Blocking),
+            (Action::Name("Send Alert".into()), ActionClass::NonBlocking),
+            (
+                Action::Tier(Tier {
+                    alert: false,
+                    block: true,
+                    quarantine: false,
+                    wipe: true,
+                }),
+                ActionClass::Blocking,
+            ),
+        ];
+        let violations = [(odd, actions.clone()), ("p2", actions)];
+        let providers = [Provider::Office365, Provider::GoogleWorkspace];
+        let thens = [
+            None,
+            Some(Then::Exempt(odd)),
+            Some(Then::Unsupported),
+            Some(Then::Compliant),
+            Some(Then::NonBlocking),
+        ];
+        let warning = Diagnostic {
+            code: ErrorCode::UnknownAction,
+            path: odd.into(),
+            message: odd.into(),
+        };
+        let mut written = 0;
+        for then in thens {
+            for (outcome, grace) in [
+                (Outcome::Revoke, None),
+                (Outcome::Grace, Some((60, odd.to_owned()))),
+                (Outcome::NoAction, None),
+                (Outcome::Unsupported, None),
+            ] {
+                for (state, blocking) in [(None, 0), (Some(DeviceState::Wiped), 4)] {
+                    let verdict = Verdict {
+                        event: &event,
+                        providers: &providers,
+                        violations: &violations,
+                        outcome,
+                        enforced: blocking > 0,
+                        access: Access::Block,
+                        state,
+                        blocking,
+                        then,
+                        grace: grace.clone(),
+                    };
+                    let warnings = [warning.clone()];
+                    let answer = Answer::Success {
+                        decision: Some(verdict.decision()),
+                        policy: None,
+                        warnings: vec![warning.clone(), warning.clone()],
+                    };
+                    let direct = success(&verdict, &warnings, &warnings);
+                    assert_eq!(direct, super::answer(&answer));
+                    assert_eq!(direct, serde_json::to_string(&answer).unwrap());
+                    written += 1;
+                }
+            }
+        }
+        assert_eq!(written, 40);
     }
 
     #[test]

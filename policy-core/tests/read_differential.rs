@@ -41,6 +41,13 @@ fn same(event: &[u8]) {
             show()
         );
     }
+    let written = engine().answer_json(event);
+    if written != new {
+        panic!(
+            "answer_json differs\ninput: {}\nanswer_json: {written}\nto_json: {new}",
+            show()
+        );
+    }
     let mut request = br#"{"policy":"#.to_vec();
     request.extend_from_slice(POLICY.as_bytes());
     request.extend_from_slice(br#","event":"#);
@@ -512,6 +519,8 @@ fn every_conformance_vector() {
                     let new = engine.evaluate_json(text.as_bytes()).to_json();
                     let old = engine.evaluate_json_via_value(text.as_bytes()).to_json();
                     assert_eq!(new, old, "{}", path.display());
+                    let written = engine.answer_json(text.as_bytes());
+                    assert_eq!(written, new, "{}", path.display());
                 }
                 let request = format!(r#"{{"policy":{policy},"event":{text}}}"#);
                 let answer = evaluate_request(request.as_bytes());

@@ -98,7 +98,7 @@ impl JsEngine {
     ) -> JsValue {
         let answer = match json(&event, "event") {
             // What `srs_evaluate_event` does with the kept policy.
-            Ok(event) => self.inner.evaluate_json(&event).to_json(),
+            Ok(event) => self.inner.answer_json(&event),
             Err(error) => failure(vec![error]),
         };
         parse(&answer)
@@ -194,7 +194,7 @@ fn utf8(text: &js_sys::JsString) -> Vec<u8> {
 
 /// A failure answer's JSON text.
 fn failure(errors: Vec<Diagnostic>) -> String {
-    Answer::Failure { errors }.to_json()
+    policy_core::failure_json(&errors)
 }
 
 /// The answer's JSON text as a plain object. The text is policy-core's own,

@@ -16,7 +16,7 @@
 
 use std::cell::RefCell;
 
-use policy_core::{Answer, Diagnostic, Engine, ErrorCode};
+use policy_core::{Diagnostic, Engine, ErrorCode};
 
 /// The ABI version this module implements.
 pub const ABI_VERSION: i32 = 1;
@@ -33,29 +33,20 @@ pub fn evaluate(request: &[u8]) -> String {
 
 /// Validates and keeps a policy; a failure drops any policy kept before.
 pub fn set_policy(policy: &[u8]) -> String {
-    let (kept, answer) = match Engine::from_json(policy) {
-        Ok(engine) => {
-            let answer = engine.accepted();
-            (Some(engine), answer)
-        }
-        Err(failure) => (None, failure),
-    };
+    let (kept, answer) = Engine::keep_json(policy);
     KEPT.with(|k| *k.borrow_mut() = kept);
-    answer.to_json()
+    answer
 }
 
 /// Evaluates an event against the kept policy.
 pub fn evaluate_event(event: &[u8]) -> String {
     KEPT.with(|k| match &*k.borrow() {
-        Some(engine) => engine.evaluate_json(event).to_json(),
-        None => Answer::Failure {
-            errors: vec![Diagnostic {
-                code: ErrorCode::MissingField,
-                path: "policy".to_owned(),
-                message: "no policy is kept; call srs_set_policy first".to_owned(),
-            }],
-        }
-        .to_json(),
+        Some(engine) => engine.answer_json(event),
+        None => policy_core::failure_json(&[Diagnostic {
+            code: ErrorCode::MissingField,
+            path: "policy".to_owned(),
+            message: "no policy is kept; call srs_set_policy first".to_owned(),
+        }]),
     })
 }
 
