@@ -64,10 +64,18 @@ fn decide(c: &mut Criterion) {
     });
 
     // (b') policy-core, JSON in and out on a kept policy: what the module's
-    // `srs_evaluate_event` runs, natively.
+    // `srs_evaluate_event` runs, natively (`Engine::answer_json`: the
+    // answer written as the decision is reached).
     let kept = policy_core::Engine::from_json(POLICY_JSON.as_bytes()).unwrap();
     let mut cycle = Cycle::new(&events);
     group.bench_function("native/engine_evaluate_json_kept_policy", |b| {
+        b.iter(|| black_box(kept.answer_json(black_box(cycle.next().as_bytes()))));
+    });
+
+    // (b'+) The same with the answer built, then written:
+    // `evaluate_json(event).to_json()`, what (b') measured until stop 20.
+    let mut cycle = Cycle::new(&events);
+    group.bench_function("native/engine_evaluate_json_answer_to_json", |b| {
         b.iter(|| {
             let event = cycle.next().as_bytes();
             black_box(kept.evaluate_json(black_box(event)).to_json())
