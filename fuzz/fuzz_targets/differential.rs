@@ -143,6 +143,7 @@ fn differ(workers: &mut Workers, request: &[u8], policy: &[u8], event: &[u8]) {
         &native,
         engine().evaluate_json_via_value(event).to_json(),
     );
+    readers("Engine::answer_json", &engine().answer_json(event), native.clone());
     same(
         "srs_evaluate_event",
         &native,
@@ -153,6 +154,11 @@ fn differ(workers: &mut Workers, request: &[u8], policy: &[u8], event: &[u8]) {
         "Engine::evaluate_json (grace policy)",
         &native,
         grace_engine().evaluate_json_via_value(event).to_json(),
+    );
+    readers(
+        "Engine::answer_json (grace policy)",
+        &grace_engine().answer_json(event),
+        native.clone(),
     );
     same(
         "srs_evaluate_event (grace policy)",
