@@ -162,11 +162,19 @@ impl Engine {
         self.event_json::<Json>(event)
     }
 
+    /// The common case first, read without finding errors and borrowed
+    /// from the text: when its checks find none either, it is the event
+    /// `read::event` builds.
     fn event_json<F: Form>(&self, event: &[u8]) -> F::Out {
-        match common(event) {
-            Some((plain, sink)) => self.evaluate_checked::<F>(plain.view(), sink),
-            None => self.evaluate_uncommon::<F>(event),
+        if let Some(plain) = read::plain_event(event) {
+            let view = plain.view();
+            let mut sink = Sink::default();
+            checks::event(&view, &mut sink);
+            if sink.errors.is_empty() && sink.warnings.is_empty() {
+                return self.evaluate_checked::<F>(view, sink);
+            }
         }
+        self.evaluate_uncommon::<F>(event)
     }
 
     /// [`Engine::evaluate_json`] of anything but the common case.
@@ -593,18 +601,6 @@ impl Form for Json {
     fn failure(errors: Vec<Diagnostic>) -> String {
         write::failure(&errors)
     }
-}
-
-/// The common case first, read without finding errors and borrowed from
-/// the text: when its checks find none either, it is the event
-/// `read::event` builds; it is returned with the checks' sink. Not inlined:
-/// both JSON entry points call it.
-#[inline(never)]
-fn common(event: &[u8]) -> Option<(read::PlainEvent<'_>, Sink)> {
-    let plain = read::plain_event(event)?;
-    let mut sink = Sink::default();
-    checks::event(&plain.view(), &mut sink);
-    (sink.errors.is_empty() && sink.warnings.is_empty()).then_some((plain, sink))
 }
 
 /// Evaluates `event` under `policy`: one call validating both.
