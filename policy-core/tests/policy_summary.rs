@@ -5,11 +5,40 @@
 
 use policy_core::{Answer, Engine, Mode, PolicySummary, Provider};
 
+/// The answer built then written, which `Engine::keep_json` (the core
+/// module's `srs_set_policy`) writes without building it.
 fn accepted(policy: &str) -> String {
-    Engine::from_json(policy.as_bytes())
+    let built = Engine::from_json(policy.as_bytes())
         .unwrap()
         .accepted()
-        .to_json()
+        .to_json();
+    let (kept, written) = Engine::keep_json(policy.as_bytes());
+    assert!(kept.is_some());
+    assert_eq!(written, built);
+    built
+}
+
+#[test]
+fn a_refused_policy_is_the_same_failure_written_or_built() {
+    for policy in [
+        "{",
+        "[]",
+        r#"{"uem":"epmm","deployment":"access","providers":[]}"#,
+        r#"{"uem":"epmm","deployment":"access","providers":["office365"],
+            "compliance_policies":[{"id":"p","actions":["Say \"no\"\n"]}],"x":1}"#,
+    ] {
+        let Err(failure) = Engine::from_json(policy.as_bytes()) else {
+            panic!("{policy} was kept");
+        };
+        let (kept, written) = Engine::keep_json(policy.as_bytes());
+        assert!(kept.is_none());
+        assert_eq!(written, failure.to_json());
+        let Answer::Failure { errors } = failure else {
+            panic!("{policy}: not a failure");
+        };
+        assert!(!errors.is_empty());
+        assert_eq!(policy_core::failure_json(&errors), written);
+    }
 }
 
 #[test]
