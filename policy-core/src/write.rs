@@ -6,7 +6,9 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::answer::{Answer, Decision, Diagnostic, Matched, PolicySummary, Reason, Revocation};
+use crate::answer::{
+    Access, Answer, Decision, Diagnostic, Matched, Outcome, PolicySummary, Reason, Revocation,
+};
 use crate::model::{Action, Provider, Tier};
 use crate::verdict::{Matches, Verdict};
 
@@ -215,16 +217,21 @@ impl Writer {
         self.raw("}");
     }
 
-    fn decision(&mut self, d: &Decision) {
+    /// A decision's fields up to its `revocations`, whose list is next.
+    fn head(&mut self, event_id: &str, outcome: Outcome, enforced: bool, access: Access) {
         self.raw(r#"{"event_id":"#);
-        self.str(&d.event_id);
+        self.str(event_id);
         self.raw(r#","outcome":"#);
-        self.name(d.outcome.as_str());
+        self.name(outcome.as_str());
         self.raw(r#","enforced":"#);
-        self.bool(d.enforced);
+        self.bool(enforced);
         self.raw(r#","access":"#);
-        self.name(d.access.as_str());
+        self.name(access.as_str());
         self.raw(r#","revocations":"#);
+    }
+
+    fn decision(&mut self, d: &Decision) {
+        self.head(&d.event_id, d.outcome, d.enforced, d.access);
         self.list(&d.revocations, Self::revocation);
         if let Some(scheduled) = &d.scheduled {
             self.raw(r#","scheduled":{"due":"#);
@@ -240,15 +247,7 @@ impl Writer {
 
     /// As [`Writer::decision`] writes [`Verdict::decision`].
     fn verdict(&mut self, v: &Verdict<'_>) {
-        self.raw(r#"{"event_id":"#);
-        self.str(v.event.id);
-        self.raw(r#","outcome":"#);
-        self.name(v.outcome.as_str());
-        self.raw(r#","enforced":"#);
-        self.bool(v.enforced);
-        self.raw(r#","access":"#);
-        self.name(v.access.as_str());
-        self.raw(r#","revocations":"#);
+        self.head(v.event.id, v.outcome, v.enforced, v.access);
         self.subjects(v.revocations());
         if let Some((_, due)) = &v.grace {
             self.raw(r#","scheduled":{"due":"#);
