@@ -9,8 +9,8 @@ use crate::actions::{builtin_class, normalize};
 use crate::answer::ErrorCode;
 use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::model::{
-    ActionClass, Compliance, CompliancePolicy, Device, DeviceState, EventRef, Policy, Provider,
-    User, Violation,
+    Action, ActionClass, Compliance, CompliancePolicy, Device, DeviceState, EventRef, Policy,
+    Provider, User, Violations,
 };
 use crate::time::is_rfc3339;
 
@@ -75,10 +75,11 @@ fn identities(upn: Option<&str>, email: Option<&str>, path: &Path<'_>, sink: &mu
 
 /// `compliant: false` needs violations and `compliant: true` allows none.
 pub fn compliance(compliance: &Compliance, path: &Path<'_>, sink: &mut Sink) {
-    violations(compliance.compliant, &compliance.violations, path, sink);
+    let list = Violations::Owned(&compliance.violations);
+    violations(compliance.compliant, list, path, sink);
 }
 
-fn violations(compliant: bool, violations: &[Violation], path: &Path<'_>, sink: &mut Sink) {
+fn violations(compliant: bool, violations: Violations<'_>, path: &Path<'_>, sink: &mut Sink) {
     let list = path.field("violations");
     if violations.len() > MAX_ITEMS {
         too_many(violations.len(), &list, sink);
@@ -98,26 +99,18 @@ fn violations(compliant: bool, violations: &[Violation], path: &Path<'_>, sink: 
         );
     }
     let mut seen = BTreeSet::new();
-    for (i, violation) in violations.iter().enumerate() {
+    for (i, (policy, _)) in violations.iter().enumerate() {
         let item = list.index(i);
-        not_blank(
-            &violation.policy,
-            &item.field("policy"),
-            sink,
-            "a policy id",
-        );
-        if !seen.insert(violation.policy.as_str()) {
-            let message = format!(
-                "compliance policy `{}` is listed twice",
-                clip(&violation.policy)
-            );
+        not_blank(policy, &item.field("policy"), sink, "a policy id");
+        if !seen.insert(policy) {
+            let message = format!("compliance policy `{}` is listed twice", clip(policy));
             sink.error(ErrorCode::InvalidValue, &item.field("policy"), message);
         }
     }
     let actions: usize = violations
         .iter()
-        .filter_map(|v| v.actions.as_ref())
-        .map(Vec::len)
+        .filter_map(|(_, actions)| actions)
+        .map(<[Action]>::len)
         .sum();
     total_actions(actions, &list, sink, "violations");
 }

@@ -13,7 +13,7 @@ use crate::diag::{MAX_ITEMS, Path, Sink, clip, too_many};
 use crate::json;
 use crate::model::{
     Action, ActionClass, CompliancePolicy, Deployment, Event, EventRef, Mode, Policy,
-    UnknownAction, Violation,
+    UnknownAction, Violations,
 };
 use crate::read;
 use crate::schema::{self, EventParts, PolicyParts};
@@ -213,7 +213,7 @@ impl Engine {
             Ok(event) => self.evaluate_checked::<F>(EventRef::from(&event), sink),
             Err(parts) => {
                 if let Some(compliance) = &parts.compliance {
-                    self.violations(&compliance.violations, &mut sink);
+                    self.violations(Violations::Owned(&compliance.violations), &mut sink);
                 }
                 F::failure(sink.errors)
             }
@@ -250,7 +250,7 @@ impl Engine {
 
     /// Each violation's policy id and its classified actions: inline if the
     /// event gives them, else the configured compliance policy's.
-    fn violations<'e>(&'e self, violations: &'e [Violation], sink: &mut Sink) -> Vec<Violated<'e>> {
+    fn violations<'e>(&'e self, violations: Violations<'e>, sink: &mut Sink) -> Vec<Violated<'e>> {
         let root = Path::root("event");
         let path = root.field("compliance");
         let list = path.field("violations");
@@ -258,10 +258,9 @@ impl Engine {
             return Vec::new(); // reported by checks::compliance
         }
         let mut out = Vec::with_capacity(violations.len());
-        for (i, violation) in violations.iter().enumerate() {
+        for (i, (policy, actions)) in violations.iter().enumerate() {
             let path = list.index(i);
-            let policy = violation.policy.as_str();
-            let actions = match &violation.actions {
+            let actions = match actions {
                 Some(actions) => {
                     self.classifier
                         .classify_list(actions, &path.field("actions"), sink)

@@ -239,7 +239,45 @@ pub(crate) struct EventRef<'e> {
     pub upn: Option<&'e str>,
     pub email: Option<&'e str>,
     pub compliant: bool,
-    pub violations: &'e [Violation],
+    pub violations: Violations<'e>,
+}
+
+/// An event's violations as the decision reads them: an [`Event`]'s, or
+/// the common-case reader's, whose policy ids are borrowed from the text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Violations<'e> {
+    Owned(&'e [Violation]),
+    Borrowed(&'e [ViolationRef<'e>]),
+}
+
+/// A violation whose policy id is borrowed from the text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ViolationRef<'t> {
+    pub policy: &'t str,
+    pub actions: Option<Vec<Action>>,
+}
+
+impl<'e> Violations<'e> {
+    pub fn len(self) -> usize {
+        match self {
+            Self::Owned(list) => list.len(),
+            Self::Borrowed(list) => list.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each violation's policy id and its inline actions, in order.
+    pub fn iter(self) -> impl Iterator<Item = (&'e str, Option<&'e [Action]>)> {
+        (0..self.len()).filter_map(move |i| match self {
+            Self::Owned(list) => list
+                .get(i)
+                .map(|v| (v.policy.as_str(), v.actions.as_deref())),
+            Self::Borrowed(list) => list.get(i).map(|v| (v.policy, v.actions.as_deref())),
+        })
+    }
 }
 
 impl<'e> From<&'e Event> for EventRef<'e> {
@@ -252,7 +290,7 @@ impl<'e> From<&'e Event> for EventRef<'e> {
             upn: event.user.upn.as_deref(),
             email: event.user.email.as_deref(),
             compliant: event.compliance.compliant,
-            violations: &event.compliance.violations,
+            violations: Violations::Owned(&event.compliance.violations),
         }
     }
 }

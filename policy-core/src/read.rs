@@ -42,7 +42,10 @@ use crate::answer::ErrorCode;
 use crate::checks;
 use crate::diag::{MAX_INPUT_BYTES, MAX_ITEMS, Path, Sink, clip, too_long, too_many};
 use crate::json::{self, list, wrong_kind};
-use crate::model::{Action, Compliance, Device, DeviceState, EventRef, Tier, User, Violation};
+use crate::model::{
+    Action, Compliance, Device, DeviceState, EventRef, Tier, User, Violation, ViolationRef,
+    Violations,
+};
 use crate::names::Wire;
 use crate::parse::MAX_DEPTH;
 use crate::schema::EventParts;
@@ -565,7 +568,8 @@ pub struct PlainEvent<'t> {
     pub time: Option<&'t str>,
     pub device: PlainDevice<'t>,
     pub user: PlainUser<'t>,
-    pub compliance: Compliance,
+    pub compliant: bool,
+    pub violations: Vec<ViolationRef<'t>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -591,8 +595,8 @@ impl PlainEvent<'_> {
             state: self.device.state,
             upn: self.user.upn,
             email: self.user.email,
-            compliant: self.compliance.compliant,
-            violations: &self.compliance.violations,
+            compliant: self.compliant,
+            violations: Violations::Borrowed(&self.violations),
         }
     }
 
@@ -612,7 +616,17 @@ impl PlainEvent<'_> {
                 upn: owned(self.user.upn),
                 email: owned(self.user.email),
             },
-            compliance: self.compliance.clone(),
+            compliance: Compliance {
+                compliant: self.compliant,
+                violations: self
+                    .violations
+                    .iter()
+                    .map(|v| Violation {
+                        policy: v.policy.to_owned(),
+                        actions: v.actions.clone(),
+                    })
+                    .collect(),
+            },
         }
     }
 }
@@ -621,7 +635,7 @@ impl PlainEvent<'_> {
 mod plain {
     use super::{Fallback, Kind, PlainDevice as Device, PlainEvent, PlainUser as User, R, Reader};
     use crate::diag::{MAX_ITEMS, MAX_STRING};
-    use crate::model::{Action, Compliance, Tier, Violation};
+    use crate::model::{Action, Tier, ViolationRef};
     use crate::write::string_stop;
 
     /// Keeps a field's value; a second one is a duplicate key.
@@ -647,7 +661,7 @@ mod plain {
         r.text.get(start..start + len).ok_or(Fallback)
     }
 
-    /// A string kept past the text (a violation's policy id, an action).
+    /// A string kept past the text (an action's name).
     fn owned(r: &mut Reader<'_>) -> R<String> {
         string(r).map(str::to_owned)
     }
@@ -759,12 +773,14 @@ mod plain {
             3 => once(&mut user, self::user(r)?),
             _ => once(&mut compliance, self::compliance(r)?),
         })?;
+        let (compliant, violations) = compliance.ok_or(Fallback)?;
         Ok(PlainEvent {
             id: id.ok_or(Fallback)?,
             time: time.flatten(),
             device: device.ok_or(Fallback)?,
             user: user.ok_or(Fallback)?,
-            compliance: compliance.ok_or(Fallback)?,
+            compliant,
+            violations,
         })
     }
 
@@ -794,25 +810,25 @@ mod plain {
         })
     }
 
-    fn compliance(r: &mut Reader<'_>) -> R<Compliance> {
+    fn compliance<'t>(r: &mut Reader<'t>) -> R<(bool, Vec<ViolationRef<'t>>)> {
         let (mut compliant, mut violations) = (None, None);
         object(r, &["compliant", "violations"], &mut |r, key| match key {
             0 => once(&mut compliant, r.boolean()?),
             _ => once(&mut violations, nullable(r, |r| array(r, violation))?),
         })?;
-        Ok(Compliance {
-            compliant: compliant.ok_or(Fallback)?,
-            violations: violations.flatten().unwrap_or_default(),
-        })
+        Ok((
+            compliant.ok_or(Fallback)?,
+            violations.flatten().unwrap_or_default(),
+        ))
     }
 
-    fn violation(r: &mut Reader<'_>) -> R<Violation> {
+    fn violation<'t>(r: &mut Reader<'t>) -> R<ViolationRef<'t>> {
         let (mut policy, mut actions) = (None, None);
         object(r, &["policy", "actions"], &mut |r, key| match key {
-            0 => once(&mut policy, owned(r)?),
+            0 => once(&mut policy, string(r)?),
             _ => once(&mut actions, nullable(r, |r| array(r, action))?),
         })?;
-        Ok(Violation {
+        Ok(ViolationRef {
             policy: policy.ok_or(Fallback)?,
             actions: actions.flatten(),
         })

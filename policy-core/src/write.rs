@@ -425,7 +425,7 @@ mod tests {
             upn: Some(odd),
             email: Some("b@y"),
             compliant: false,
-            violations: &[],
+            violations: crate::model::Violations::Owned(&[]),
         };
         let actions = vec![
             (Action::Name(odd.to_owned()), ActionClass::Blocking),
