@@ -7,10 +7,17 @@ use crate::model::{ActionClass, Tier};
 /// `Send Alert`, `SendAlert` and `SEND_ALERT` are the same action.
 pub fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    for c in name.chars().filter(|c| !matches!(c, ' ' | '_' | '-')) {
-        push_lower(&mut out, c);
-    }
+    normalize_into(name, &mut out);
     out
+}
+
+/// [`normalize`] into `out`, replacing what it held: a caller classifying
+/// several names reuses one buffer.
+pub fn normalize_into(name: &str, out: &mut String) {
+    out.clear();
+    for c in name.chars().filter(|c| !matches!(c, ' ' | '_' | '-')) {
+        push_lower(out, c);
+    }
 }
 
 /// The class of a built-in action name, already normalized.

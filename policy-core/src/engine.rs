@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::actions::{builtin_class, normalize, tier_class};
+use crate::actions::{builtin_class, normalize, normalize_into, tier_class};
 use crate::answer::{Access, Answer, Diagnostic, ErrorCode, Outcome, PolicySummary};
 use crate::case::{lowercase, lowercases_to};
 use crate::checks;
@@ -266,7 +266,7 @@ impl Engine {
                         .classify_list(actions, &path.field("actions"), sink)
                 }
                 None => match self.compliance.get(policy) {
-                    Some(configured) => configured.clone(),
+                    Some(configured) => configured.iter().map(|(a, c)| (a, *c)).collect(),
                     None => {
                         let message = format!(
                             "compliance policy `{}` is not in policy.compliance_policies; give its actions inline or configure it",
@@ -410,19 +410,24 @@ impl Classifier {
         for (i, cp) in list.iter().enumerate() {
             let item = path.index(i);
             let classified = self.classify_list(&cp.actions, &item.field("actions"), sink);
-            out.entry(cp.id.clone()).or_insert(classified);
+            out.entry(cp.id.clone()).or_insert_with(|| {
+                classified
+                    .into_iter()
+                    .map(|(a, c)| (a.clone(), c))
+                    .collect()
+            });
         }
         out
     }
 
     /// Classifies a non-empty list of actions; an unknown name is an error or
     /// a warning as `unknown_action` says.
-    fn classify_list(
+    fn classify_list<'a>(
         &self,
-        actions: &[Action],
+        actions: &'a [Action],
         path: &Path<'_>,
         sink: &mut Sink,
-    ) -> Vec<(Action, ActionClass)> {
+    ) -> Vec<(&'a Action, ActionClass)> {
         if actions.is_empty() {
             sink.error(
                 ErrorCode::InvalidValue,
@@ -436,21 +441,30 @@ impl Classifier {
             return Vec::new();
         }
         let mut out = Vec::with_capacity(actions.len());
+        let mut key = String::new();
         for (j, action) in actions.iter().enumerate() {
-            if let Some(class) = self.classify(action, &path.index(j), sink) {
-                out.push((action.clone(), class));
+            if let Some(class) = self.classify(action, &mut key, &path.index(j), sink) {
+                out.push((action, class));
             }
         }
         out
     }
 
-    fn classify(&self, action: &Action, path: &Path<'_>, sink: &mut Sink) -> Option<ActionClass> {
+    /// An action's class; `key` is room for its normalized name.
+    fn classify(
+        &self,
+        action: &Action,
+        key: &mut String,
+        path: &Path<'_>,
+        sink: &mut Sink,
+    ) -> Option<ActionClass> {
         let name = match action {
             Action::Tier(tier) => return Some(tier_class(tier)),
             Action::Name(name) => name,
         };
-        let key = normalize(name);
-        if let Some(class) = builtin_class(&key).or_else(|| self.custom.get(&key).copied()) {
+        normalize_into(name, key);
+        let key = key.as_str();
+        if let Some(class) = builtin_class(key).or_else(|| self.custom.get(key).copied()) {
             return Some(class);
         }
         let class = match self.unknown {

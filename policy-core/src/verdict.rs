@@ -10,8 +10,9 @@ use std::fmt::{self, Write as _};
 use crate::answer::{Access, Decision, Matched, Outcome, Reason, Revocation, Rule, Scheduled};
 use crate::model::{Action, ActionClass, Deployment, DeviceState, EventRef, Provider};
 
-/// A violated policy's id and its classified actions.
-pub type Violated<'e> = (&'e str, Vec<(Action, ActionClass)>);
+/// A violated policy's id and its classified actions, borrowed from the
+/// event (inline) or the policy (looked up).
+pub type Violated<'e> = (&'e str, Vec<(&'e Action, ActionClass)>);
 
 /// The decision about one event, borrowed.
 #[derive(Debug)]
@@ -118,8 +119,8 @@ impl<'a> Matches<'a> {
         mut f: impl FnMut(&'a str, &'a Action),
     ) {
         for (id, actions) in violations {
-            for (action, c) in actions {
-                if *c == class {
+            for &(action, c) in actions {
+                if c == class {
                     f(id, action);
                 }
             }

@@ -427,7 +427,7 @@ mod tests {
             compliant: false,
             violations: crate::model::Violations::Owned(&[]),
         };
-        let actions = vec![
+        let actions = [
             (Action::Name(odd.to_owned()), ActionClass::Blocking),
             (Action::Name("Send Alert".into()), ActionClass::NonBlocking),
             (
@@ -440,7 +440,8 @@ mod tests {
                 ActionClass::Blocking,
             ),
         ];
-        let violations = [(odd, actions.clone()), ("p2", actions)];
+        let borrowed: Vec<_> = actions.iter().map(|(a, c)| (a, *c)).collect();
+        let violations = [(odd, borrowed.clone()), ("p2", borrowed)];
         let providers = [Provider::Office365, Provider::GoogleWorkspace];
         let thens = [
             None,

@@ -737,6 +737,55 @@ fn a_violated_policy_listed_twice_is_invalid() {
     );
 }
 
+/// A short list of violations is checked pairwise and a long one (over 16)
+/// through a set: each way, every repeat is reported at its own index.
+#[test]
+fn a_violated_policy_repeated_in_a_short_or_long_list_is_reported_at_each_repeat() {
+    for len in [4, 16, 17, 40] {
+        let ids: Vec<String> = (0..len)
+            .map(|i| match i {
+                1 => "p0".to_owned(),
+                i if i == len - 1 => "p2".to_owned(),
+                i => format!("p{i}"),
+            })
+            .collect();
+        let items: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"policy":"{id}","actions":["Block"]}}"#))
+            .collect();
+        let answer = evaluate(
+            request(
+                POLICY,
+                &event_with(r#""evt-1""#, &format!("[{}]", items.join(","))),
+            )
+            .as_bytes(),
+        );
+        let errors: Vec<(String, String)> = answer["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["path"].as_str().unwrap().to_owned(),
+                    e["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let path = |i: usize| format!("event.compliance.violations[{i}].policy");
+        assert_eq!(
+            errors,
+            [
+                (path(1), "compliance policy `p0` is listed twice".to_owned()),
+                (
+                    path(len - 1),
+                    "compliance policy `p2` is listed twice".to_owned()
+                ),
+            ],
+            "{len} violations"
+        );
+    }
+}
+
 /// Found by review of the differential fuzz target: 4 violations with a
 /// 1,000-character policy id and 1,024 actions each made a 4 MB answer from a
 /// 37 KB request, which the sandbox could not return.
