@@ -117,6 +117,11 @@ impl<'t> Reader<'t> {
 
     /// The next byte after whitespace (JSON's four), not consumed.
     fn peek(&mut self) -> Option<u8> {
+        // Most input has no whitespace between tokens, and every other
+        // byte a token starts with is above the space.
+        if let Some(b) = self.byte().filter(|&b| b > b' ') {
+            return Some(b);
+        }
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.byte() {
             self.pos += 1;
         }
