@@ -76,37 +76,83 @@ pub enum Matches<'a> {
     Grace(u32, &'a str),
 }
 
-impl fmt::Display for Message<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::Text(text) => f.write_str(text),
-            Self::State(state) => write!(f, "device state `{state}` is in revoke_on_states"),
-            Self::Blocking(n) => write!(
-                f,
-                "the device is out of compliance and a violated policy has a blocking action ({n} matched)"
-            ),
-            Self::Exempt(user) => write!(f, "user `{user}` is in exempt_users"),
-            Self::Grace(seconds, due) => write!(
-                f,
-                "the device has {seconds} seconds to become compliant; its sessions are revoked at {due} unless it does"
-            ),
-        }
-    }
+/// A piece of a message: fixed text, a value given in the event or the
+/// policy (which a JSON writer escapes), or a count.
+#[derive(Clone, Copy)]
+pub enum Piece<'a> {
+    Fixed(&'static str),
+    Given(&'a str),
+    Count(u32),
 }
 
-impl Message<'_> {
-    /// The message as a `String`: a fixed text copied, not formatted; the
-    /// others formatted into room for the longest (one allocation, as
-    /// `format!` makes).
+impl<'a> Message<'a> {
+    /// Calls `f` with each piece of the message, in order: `Display` and
+    /// the JSON writer both write these, so every message has one wording.
+    pub fn pieces(self, mut f: impl FnMut(Piece<'a>)) {
+        use Piece::{Count, Fixed, Given};
+        match self {
+            Self::Text(text) => f(Fixed(text)),
+            Self::State(state) => {
+                f(Fixed("device state `"));
+                f(Fixed(state.as_str()));
+                f(Fixed("` is in revoke_on_states"));
+            }
+            Self::Blocking(n) => {
+                f(Fixed(
+                    "the device is out of compliance and a violated policy has a blocking action (",
+                ));
+                // At most MAX_ITEMS actions are classified.
+                f(Count(u32::try_from(n).unwrap_or(u32::MAX)));
+                f(Fixed(" matched)"));
+            }
+            Self::Exempt(user) => {
+                f(Fixed("user `"));
+                f(Given(user));
+                f(Fixed("` is in exempt_users"));
+            }
+            Self::Grace(seconds, due) => {
+                f(Fixed("the device has "));
+                f(Count(seconds));
+                f(Fixed(
+                    " seconds to become compliant; its sessions are revoked at ",
+                ));
+                f(Given(due));
+                f(Fixed(" unless it does"));
+            }
+        }
+    }
+
+    /// The message as a `String`: a fixed text copied; the others written
+    /// piece by piece into room for the longest (one allocation).
     fn owned(self) -> String {
         match self {
             Self::Text(text) => text.to_owned(),
             _ => {
                 let mut out = String::with_capacity(128);
-                let _ = write!(out, "{self}");
+                self.pieces(|piece| match piece {
+                    Piece::Fixed(text) | Piece::Given(text) => out.push_str(text),
+                    Piece::Count(n) => {
+                        let _ = write!(out, "{n}");
+                    }
+                });
                 out
             }
         }
+    }
+}
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut result = Ok(());
+        self.pieces(|piece| {
+            if result.is_ok() {
+                result = match piece {
+                    Piece::Fixed(text) | Piece::Given(text) => f.write_str(text),
+                    Piece::Count(n) => write!(f, "{n}"),
+                };
+            }
+        });
+        result
     }
 }
 

@@ -4,13 +4,13 @@
 //! serializer's generic machinery. Tests compare the two on every answer the
 //! conformance vectors and the reader's differential tests make.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use crate::answer::{
     Access, Answer, Decision, Diagnostic, Matched, Outcome, PolicySummary, Reason, Revocation,
 };
 use crate::model::{Action, Provider, Tier};
-use crate::verdict::{Matches, Verdict};
+use crate::verdict::{Matches, Piece, Verdict};
 
 /// [`Answer::to_json`].
 pub fn answer(answer: &Answer) -> String {
@@ -128,16 +128,6 @@ fn escaped(out: &mut String, s: &str) {
         rest = from.get(1..).unwrap_or_default();
     }
     out.push_str(rest);
-}
-
-/// What is written to it goes into a JSON string, escaped.
-struct Escaping<'a>(&'a mut String);
-
-impl fmt::Write for Escaping<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        escaped(self.0, s);
-        Ok(())
-    }
 }
 
 /// A success answer with `verdict`'s decision and the `warnings` then
@@ -264,7 +254,12 @@ impl Writer {
             self.raw(r#"{"rule":"#);
             self.name(r.rule.as_str());
             self.raw(r#","message":""#);
-            let _ = write!(Escaping(&mut self.0), "{}", r.message);
+            r.message.pieces(|piece| match piece {
+                // Fixed texts have nothing to escape (`a_verdict_as_its_decision_answer`).
+                Piece::Fixed(text) => self.0.push_str(text),
+                Piece::Given(text) => escaped(&mut self.0, text),
+                Piece::Count(n) => self.u32(n),
+            });
             self.raw(r#"","matched":["#);
             self.matches(r.matched);
             self.raw("]}");
