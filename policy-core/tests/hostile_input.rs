@@ -737,6 +737,12 @@ fn a_violated_policy_listed_twice_is_invalid() {
     );
 }
 
+/// The baseline request with `items` (JSON objects) as the event's violations.
+fn evaluate_violations(items: &[String]) -> Value {
+    let violations = format!("[{}]", items.join(","));
+    evaluate(request(POLICY, &event_with(r#""evt-1""#, &violations)).as_bytes())
+}
+
 /// A short list of violations is checked pairwise and a long one (over 16)
 /// through a set: each way, every repeat is reported at its own index.
 #[test]
@@ -753,13 +759,7 @@ fn a_violated_policy_repeated_in_a_short_or_long_list_is_reported_at_each_repeat
             .iter()
             .map(|id| format!(r#"{{"policy":"{id}","actions":["Block"]}}"#))
             .collect();
-        let answer = evaluate(
-            request(
-                POLICY,
-                &event_with(r#""evt-1""#, &format!("[{}]", items.join(","))),
-            )
-            .as_bytes(),
-        );
+        let answer = evaluate_violations(&items);
         let errors: Vec<(String, String)> = answer["errors"]
             .as_array()
             .unwrap()
@@ -821,13 +821,7 @@ fn at_most_100_errors_are_listed_and_the_cut_is_said() {
     let items: Vec<String> = (0..300)
         .map(|i| format!(r#"{{"policy":"p{i}","actions":["Block"],"extra":1}}"#))
         .collect();
-    let answer = evaluate(
-        request(
-            POLICY,
-            &event_with(r#""evt-1""#, &format!("[{}]", items.join(","))),
-        )
-        .as_bytes(),
-    );
+    let answer = evaluate_violations(&items);
     let errors = answer["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 101);
     assert!(errors[..100].iter().all(|e| e["code"] == "unknown-field"));
