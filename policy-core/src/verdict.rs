@@ -5,7 +5,7 @@
 //! JSON directly ([`write::success`](crate::write::success)), with no tree
 //! of owned strings in between. Both take every word from here.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use crate::answer::{Access, Decision, Matched, Outcome, Reason, Revocation, Rule, Scheduled};
 use crate::model::{Action, ActionClass, Deployment, DeviceState, EventRef, Provider};
@@ -54,7 +54,7 @@ pub struct ReasonRef<'a> {
     pub matched: Matches<'a>,
 }
 
-/// A reason's message; `Display` writes it.
+/// A reason's message; [`Message::pieces`] gives its text.
 #[derive(Clone, Copy)]
 pub enum Message<'a> {
     Text(&'static str),
@@ -86,8 +86,9 @@ pub enum Piece<'a> {
 }
 
 impl<'a> Message<'a> {
-    /// Calls `f` with each piece of the message, in order: `Display` and
-    /// the JSON writer both write these, so every message has one wording.
+    /// Calls `f` with each piece of the message, in order: the owned
+    /// `Decision` and the JSON writer both write these, so every message
+    /// has one wording.
     pub fn pieces(self, mut f: impl FnMut(Piece<'a>)) {
         use Piece::{Count, Fixed, Given};
         match self {
@@ -138,21 +139,6 @@ impl<'a> Message<'a> {
                 out
             }
         }
-    }
-}
-
-impl fmt::Display for Message<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut result = Ok(());
-        self.pieces(|piece| {
-            if result.is_ok() {
-                result = match piece {
-                    Piece::Fixed(text) | Piece::Given(text) => f.write_str(text),
-                    Piece::Count(n) => write!(f, "{n}"),
-                };
-            }
-        });
-        result
     }
 }
 
