@@ -28,11 +28,11 @@ fn main() -> Result<()> {
     };
     let n: usize = n.parse().context("N is a count of calls")?;
     let events = events();
+    let engine = policy_core::Engine::from_json(POLICY_JSON.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the benchmark policy is invalid: {}", e.to_json()))?;
     let mut bytes = 0;
     match path.as_str() {
         "typed" => {
-            let engine = policy_core::Engine::new(serde_json::from_str(POLICY_JSON)?)
-                .map_err(|e| anyhow::anyhow!("the benchmark policy is invalid: {e:?}"))?;
             let typed: Vec<policy_core::Event> = events
                 .iter()
                 .map(|e| serde_json::from_str(e))
@@ -42,8 +42,6 @@ fn main() -> Result<()> {
             }
         }
         "json" => {
-            let engine = policy_core::Engine::from_json(POLICY_JSON.as_bytes())
-                .map_err(|e| anyhow::anyhow!("the benchmark policy is invalid: {e:?}"))?;
             for event in events.iter().cycle().take(n) {
                 bytes += black_box(engine.answer_json(black_box(event.as_bytes()))).len();
             }
