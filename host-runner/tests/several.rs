@@ -58,7 +58,8 @@ fn three_processes_revoke_each_user_once_and_agree_at_the_gate() {
         s["tasks"]["pending"] == 0 && s["tasks"]["done"] == 120
     });
     // Every revocation executed; repeated at most for the calls the killed
-    // process had answered but not journaled: `max_concurrency` (4) per provider.
+    // process had in flight or answered but not journaled: `max_concurrency`
+    // (4) of each per provider.
     for user in &users {
         assert!(world.google.applied(user) >= 1, "google {user}");
         assert!(world.o365.applied(user) >= 1, "office365 {user}");
@@ -67,7 +68,7 @@ fn three_processes_revoke_each_user_once_and_agree_at_the_gate() {
         ("office365", world.o365.applied_total()),
         ("google_workspace", world.google.applied_total()),
     ] {
-        assert!(total - 60 <= 4, "{provider}: {} repeats", total - 60);
+        assert!(total - 60 <= 8, "{provider}: {} repeats", total - 60);
     }
     // Every process, and one started later, gives the same verdicts.
     let late = world.serve_with_state(&url);

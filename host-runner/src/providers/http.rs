@@ -39,6 +39,7 @@ pub struct Client {
     http: reqwest::Client,
     token: Mutex<Option<Token>>,
     permits: Semaphore,
+    unrecorded: Semaphore,
     pace: Option<Pace>,
 }
 
@@ -61,15 +62,27 @@ impl Client {
             http,
             token: Mutex::new(None),
             permits: Semaphore::new(limits.max_concurrency),
+            unrecorded: Semaphore::new(limits.max_concurrency),
             pace: limits.requests_per_second.map(Pace::new),
         })
     }
 
-    /// A place among this provider's `max_concurrency` attempts. The caller
-    /// holds it for the call and until the attempt is journaled, so at most
-    /// that many answered-but-unrecorded calls exist at a crash.
+    /// A place among this provider's `max_concurrency` calls in flight. The
+    /// caller holds it for the call and until it holds a place among the
+    /// answers waiting for the journal ([`Client::unrecorded`]).
     pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.permits.acquire().await.ok()
+    }
+
+    /// A place among this provider's `max_concurrency` answered calls whose
+    /// attempt is not yet journaled, taken while the call's [`Client::permit`]
+    /// is still held and kept until the attempt is committed. The next call
+    /// starts while an answer waits for its group commit, and a killed `srs`
+    /// has at most `2 × max_concurrency` calls per provider that the provider
+    /// may have applied and the journal does not show: those in flight and
+    /// those answered.
+    pub async fn unrecorded(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.unrecorded.acquire().await.ok()
     }
 
     /// One revocation attempt, under a [`Client::permit`]: a token (cached

@@ -55,8 +55,8 @@ pub async fn execute(
     let mut refused = None;
     let mut retries = 0u32;
     loop {
-        // Held until the attempt is journaled: at most `max_concurrency`
-        // calls per provider are answered but unrecorded when srs is killed.
+        // Held for the call, until its answer holds a place among those
+        // waiting for the journal (`Client::unrecorded`).
         let permit = client
             .permit()
             .await
@@ -86,10 +86,17 @@ pub async fn execute(
                 }
             }
         };
+        // The next call starts while this attempt waits for its group
+        // commit; this task goes on only once it is committed.
+        let unrecorded = client
+            .unrecorded()
+            .await
+            .ok_or_else(|| anyhow!("the client of task {task} is shutting down"))?;
+        drop(permit);
         attempts
             .record(task, AttemptRecord::new(&report, result))
             .await?;
-        drop(permit);
+        drop(unrecorded);
         if let Some(state) = end {
             let why = if state == TaskState::Done {
                 String::new()
