@@ -611,7 +611,10 @@ fn calls_stop_while_the_journal_cannot_commit() {
     drop(lock);
     // At most the free places among the answers waiting (4) and the calls
     // in flight (4), per provider.
-    assert!(after.0 - before.0 <= 8, "office365: {before:?} -> {after:?}");
+    assert!(
+        after.0 - before.0 <= 8,
+        "office365: {before:?} -> {after:?}"
+    );
     assert!(after.1 - before.1 <= 8, "google: {before:?} -> {after:?}");
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
