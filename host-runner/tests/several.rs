@@ -59,7 +59,7 @@ fn three_processes_revoke_each_user_once_and_agree_at_the_gate() {
     });
     // Every revocation executed; repeated at most for the calls the killed
     // process had in flight or answered but not journaled: `max_concurrency`
-    // (4) of each per provider.
+    // (4) and 16 × `max_concurrency` (64) per provider.
     for user in &users {
         assert!(world.google.applied(user) >= 1, "google {user}");
         assert!(world.o365.applied(user) >= 1, "office365 {user}");
@@ -68,7 +68,7 @@ fn three_processes_revoke_each_user_once_and_agree_at_the_gate() {
         ("office365", world.o365.applied_total()),
         ("google_workspace", world.google.applied_total()),
     ] {
-        assert!(total - 60 <= 8, "{provider}: {} repeats", total - 60);
+        assert!(total - 60 <= 68, "{provider}: {} repeats", total - 60);
     }
     // Every process, and one started later, gives the same verdicts.
     let late = world.serve_with_state(&url);

@@ -27,6 +27,14 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// A token is replaced this long before it expires (or at half its life, if shorter).
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
+/// Answers that may wait for their attempt's group commit, per place for a
+/// call in flight: enough that the calls go on through a slow commit (an
+/// fsync, an event batch's transaction) when the provider answers within a
+/// millisecond, as the loopback servers of `scripts/bench e2e` do (1, 4, 8
+/// and 16 measured there: `BENCHMARKS.md`, stop 22). A provider answering in
+/// 100 ms leaves about one answer waiting at a time.
+pub const WAITING_PER_CALL: usize = 16;
+
 /// A cached access token.
 struct Token {
     value: Secret,
@@ -62,7 +70,7 @@ impl Client {
             http,
             token: Mutex::new(None),
             permits: Semaphore::new(limits.max_concurrency),
-            unrecorded: Semaphore::new(limits.max_concurrency),
+            unrecorded: Semaphore::new(limits.max_concurrency.saturating_mul(WAITING_PER_CALL)),
             pace: limits.requests_per_second.map(Pace::new),
         })
     }
@@ -74,13 +82,13 @@ impl Client {
         self.permits.acquire().await.ok()
     }
 
-    /// A place among this provider's `max_concurrency` answered calls whose
-    /// attempt is not yet journaled, taken while the call's [`Client::permit`]
-    /// is still held and kept until the attempt is committed. The next call
-    /// starts while an answer waits for its group commit, and a killed `srs`
-    /// has at most `2 × max_concurrency` calls per provider that the provider
-    /// may have applied and the journal does not show: those in flight and
-    /// those answered.
+    /// A place among this provider's answered calls whose attempt is not yet
+    /// journaled ([`WAITING_PER_CALL`] × `max_concurrency`), taken while the
+    /// call's [`Client::permit`] is still held and kept until the attempt is
+    /// committed. The next call starts while an answer waits for its group
+    /// commit, and a killed `srs` has at most 17 × `max_concurrency` calls
+    /// per provider that the provider may have applied and the journal does
+    /// not show: those in flight and those answered.
     pub async fn unrecorded(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.unrecorded.acquire().await.ok()
     }
