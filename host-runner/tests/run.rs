@@ -79,6 +79,12 @@ impl World {
         cmd
     }
 
+    /// Starts `srs run` on `events`, its output discarded; killed if the
+    /// test ends first, so a failed assertion leaves nothing running.
+    fn spawn(&self, events: &Path) -> Spawned {
+        Spawned(self.command(events).stdout(Stdio::null()).spawn().unwrap())
+    }
+
     /// Runs `srs run` on these lines to completion.
     fn run(&self, lines: &[String]) -> Output {
         let events = self.write_events(lines);
@@ -114,6 +120,31 @@ impl World {
         }
         assert_eq!(self.o365.applied_total(), users.len() as u64);
         assert_eq!(self.google.applied_total(), users.len() as u64);
+    }
+}
+
+/// An `srs run` a test started: killed and reaped when dropped.
+struct Spawned(std::process::Child);
+
+impl Spawned {
+    /// SIGKILL, as a crash would.
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // Already ended after `kill` or `wait`: nothing to do.
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -488,19 +519,14 @@ fn sigkill_mid_run_loses_nothing() {
             let after = stall_at + u64::from(kill) * 25;
             world.o365.stall_after(after);
             let seen = world.o365.revoke_requests();
-            let mut child = world
-                .command(&events)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
+            let child = world.spawn(&events);
             assert!(
                 world.o365.wait_for_applied(after, WAIT),
                 "stall {after}: never got there"
             );
             wait_until(|| world.o365.revoke_requests() > seen.max(after));
             std::thread::sleep(Duration::from_millis(100));
-            child.kill().unwrap();
-            child.wait().unwrap();
+            child.kill();
             world.o365.release();
         }
         check_after_restart(
@@ -520,15 +546,10 @@ fn sigkill_mid_run_loses_nothing() {
     let kills = 3;
     for _ in 0..kills {
         let before = world.o365.applied_total();
-        let mut child = world
-            .command(&events)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = world.spawn(&events);
         wait_until(|| world.o365.applied_total() > before + 5);
         std::thread::sleep(Duration::from_millis(u64::from(fastrand_ms())));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
     }
     check_after_restart(&world, &events, &users, "kills while calls complete", kills);
 }
@@ -582,9 +603,9 @@ fn fastrand_ms() -> u32 {
 
 /// While the journal cannot commit, the calls stop: answers wait for their
 /// attempt's commit holding places (16 × `max_concurrency`, 64, per
-/// provider), and a call starts only when a place is free. Tasks already claimed are there
-/// to call (each batch of events is claimed as it starts), so without the
-/// bound the calls would go on.
+/// provider), and a call starts only when a place is free. Tasks already
+/// claimed are there to call (each batch of events is claimed as it
+/// starts), so without the bound the calls would go on.
 #[test]
 fn calls_stop_while_the_journal_cannot_commit() {
     let world = World::new();
@@ -592,11 +613,7 @@ fn calls_stop_while_the_journal_cannot_commit() {
     world.google.set_latency(Duration::from_millis(2));
     let users = users(2000);
     let events = world.write_events(&events_for(&users));
-    let child = world
-        .command(&events)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = world.spawn(&events);
     wait_until(|| world.o365.applied_total() > 50 && world.google.applied_total() > 50);
     // Another connection holds the write lock: srs's commits wait for it.
     let mut lock = rusqlite::Connection::open(world.path("state.db")).unwrap();
@@ -616,8 +633,7 @@ fn calls_stop_while_the_journal_cannot_commit() {
         "office365: {before:?} -> {after:?}"
     );
     assert!(after.1 - before.1 <= 68, "google: {before:?} -> {after:?}");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(child.wait().success());
     world.assert_each_revoked_once(&users);
 }
 
