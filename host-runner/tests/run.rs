@@ -326,6 +326,29 @@ fn permanent_errors_fail_with_the_right_code() {
 }
 
 #[test]
+fn a_redirect_is_not_followed() {
+    let world = World::new();
+    // Each points back at the same endpoint: a client following it would
+    // send the call (and its token) again, and the revocation would apply.
+    world.o365.push_faults([Fault::Redirect { status: 307 }]);
+    world.google.push_faults([Fault::Redirect { status: 308 }]);
+    let out = world.run(&[event("evt-1", "alice@example.com")]);
+    assert_exit(&out, 2);
+    let stdout = text(&out.stdout);
+    for (provider, status) in [("office365", 307), ("google_workspace", 308)] {
+        assert!(
+            stdout.contains(&format!(
+                "{provider} alice@example.com failed (rejected {status}"
+            )),
+            "{stdout}"
+        );
+    }
+    assert_eq!(world.o365.revoke_requests(), 1);
+    assert_eq!(world.google.revoke_requests(), 1);
+    assert_eq!(world.o365.applied_total() + world.google.applied_total(), 0);
+}
+
+#[test]
 fn a_second_401_fails_as_unauthorized() {
     let world = World::new();
     world

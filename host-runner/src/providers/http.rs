@@ -63,6 +63,9 @@ impl Client {
             .timeout(limits.timeout)
             .connect_timeout(limits.timeout)
             .user_agent(concat!("srs/", env!("CARGO_PKG_VERSION")))
+            // A revocation endpoint never redirects: a redirect is an answer
+            // (rejected, with its status), and the token goes nowhere else.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| anyhow::anyhow!("cannot set up the HTTP client"))?;
         Ok(Self {

@@ -145,6 +145,13 @@ pub enum Fault {
     /// token stays valid for as long as the server runs, or for that long if shorter).
     /// Revoke endpoint: answers like `Status(503)`.
     ExpiresIn(u64),
+    /// Revoke endpoint: answers this status (a 3xx) with `Location` set to the same endpoint,
+    /// so a client that follows redirects calls again (and that call applies). Token
+    /// endpoint: answers like `Status(503)`.
+    Redirect {
+        /// The HTTP status, e.g. 307 (a client following it sends the `POST` again).
+        status: u16,
+    },
     /// Answers exactly this status, content type and body (e.g. a 200 token answer without
     /// `access_token`, or an HTML page from a proxy); never applies.
     Body {

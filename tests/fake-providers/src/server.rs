@@ -511,6 +511,7 @@ async fn token(shared: &Shared, request: Request<Incoming>) -> Outcome {
             } => return Reply::raw(status, content_type, body).into(),
             Fault::TooManyRequests { retry_after } => (429, retry_after),
             Fault::Unavailable { retry_after } => (503, retry_after),
+            Fault::Redirect { .. } => (503, None),
             Fault::ExpiredToken => (401, None),
             Fault::QuotaExceeded { .. } => (429, None),
             Fault::Slow(delay) => {
@@ -587,6 +588,12 @@ async fn revoke(shared: &Shared, request: Request<Incoming>, subject: &str) -> O
     }
     let fault = shared.lock().faults.pop_front();
     if let Some(fault) = fault {
+        if let Fault::Redirect { status } = fault {
+            // Back to the same endpoint: a client that follows it calls again.
+            return Reply::raw(status, "text/plain", "")
+                .header(header::LOCATION, parts.uri.path())
+                .into();
+        }
         return revoke_fault(shared, fault, subject).await;
     }
     let authorization = parts
@@ -659,7 +666,7 @@ async fn revoke_fault(shared: &Shared, fault: Fault, subject: &str) -> Outcome {
         }
         Fault::Reset => return Outcome::Reset,
         Fault::Status(status) => (ApiError::for_status(status, subject), None),
-        Fault::ExpiresIn(_) => (ApiError::Unavailable, None),
+        Fault::ExpiresIn(_) | Fault::Redirect { .. } => (ApiError::Unavailable, None),
         Fault::Body {
             status,
             content_type,
