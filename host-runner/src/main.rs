@@ -3,6 +3,11 @@
 
 #![forbid(unsafe_code)]
 
+/// mimalloc, not the system allocator: `srs run` allocates per call and per
+/// journaled row on several threads (BENCHMARKS.md, stop 23).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     host_runner::cli::main()
 }

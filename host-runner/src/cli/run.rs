@@ -61,7 +61,8 @@ pub(super) fn run(
         retry: config.retry,
         resume,
     };
-    let out = Box::new(std::io::LineWriter::new(std::io::stdout()));
+    // Buffered: the run writes its rows out in bursts (at most 50 ms late).
+    let out = Box::new(std::io::BufWriter::new(std::io::stdout().lock()));
     let summary = revocation::run(&mut worker, journal, clients, options, input, out)?;
     println!("{summary}");
     Ok(exit(summary.needs_attention()))

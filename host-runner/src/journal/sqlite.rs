@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params_from_iter};
 
 use super::sql::{Backend, Kind, Row, Tx, V};
@@ -310,11 +310,14 @@ fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
-fn bind(args: &[V]) -> impl Iterator<Item = Value> + '_ {
-    args.iter().map(|v| match v {
-        V::Int(i) => Value::Integer(*i),
-        V::Text(t) => Value::Text(t.clone()),
-        V::Null(_) => Value::Null,
+/// The arguments as SQLite values, borrowed: a text is bound without a copy.
+fn bind(args: &[V]) -> impl Iterator<Item = ToSqlOutput<'_>> + '_ {
+    args.iter().map(|v| {
+        ToSqlOutput::Borrowed(match v {
+            V::Int(i) => ValueRef::Integer(*i),
+            V::Text(t) => ValueRef::Text(t.as_bytes()),
+            V::Null(_) => ValueRef::Null,
+        })
     })
 }
 

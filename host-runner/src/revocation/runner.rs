@@ -30,6 +30,8 @@ use crate::sandbox::Worker;
 const BATCH: usize = 256;
 /// Tasks in flight before reading more input (backpressure for huge inputs).
 const MAX_IN_FLIGHT: usize = 4096;
+/// How long a printed row may wait in the output's buffer, at most.
+const ROWS_LAG: Duration = Duration::from_millis(50);
 
 /// How a run behaves.
 #[derive(Debug)]
@@ -181,6 +183,9 @@ impl Run<'_, '_> {
         self.start_due().await?;
         let mut lines = read_lines(input);
         let mut input_open = true;
+        // Rows are buffered, and written out at most `ROWS_LAG` after the
+        // first one waiting: one write for many rows, not one per row.
+        let mut rows_due: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 line = lines.recv(), if input_open && self.running.len() < MAX_IN_FLIGHT => {
@@ -199,19 +204,33 @@ impl Run<'_, '_> {
                 }
                 Some(ended) = done_rx.recv(), if !self.running.is_empty() => {
                     self.settle(ended.task, ended.end?)?;
+                    while let Ok(ended) = done_rx.try_recv() {
+                        self.settle(ended.task, ended.end?)?;
+                    }
+                }
+                () = tokio::time::sleep_until(rows_due.unwrap_or_else(tokio::time::Instant::now)),
+                    if rows_due.is_some() =>
+                {
+                    rows_due = None;
+                    self.out.flush()?;
                 }
                 else => break,
             }
-            self.flush_rows()?;
-            self.progress.set_message(format!(
-                "{} events, {} revocations done, {} failed, {} in flight",
-                self.summary.events,
-                self.summary.done,
-                self.summary.failed,
-                self.running.len()
-            ));
+            if self.flush_rows()? && rows_due.is_none() {
+                rows_due = Some(tokio::time::Instant::now() + ROWS_LAG);
+            }
+            if !self.progress.is_hidden() {
+                self.progress.set_message(format!(
+                    "{} events, {} revocations done, {} failed, {} in flight",
+                    self.summary.events,
+                    self.summary.done,
+                    self.summary.failed,
+                    self.running.len()
+                ));
+            }
         }
         self.flush_rows()?;
+        self.out.flush()?;
         self.summary.scheduled = self.scheduled.len() as u64;
         Ok(())
     }
@@ -425,8 +444,10 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Prints the rows whose tasks have all settled, in input order.
-    fn flush_rows(&mut self) -> Result<()> {
+    /// Prints the rows whose tasks have all settled, in input order, to the
+    /// buffered output; returns whether it printed any.
+    fn flush_rows(&mut self) -> Result<bool> {
+        let mut printed = false;
         while let Some(row) = self.rows.front() {
             if row.tasks.iter().any(|t| !self.settled.contains_key(t)) {
                 break;
@@ -452,9 +473,15 @@ impl Run<'_, '_> {
                 text.push_str(&row.tail);
             }
             let out = &mut self.out;
-            self.progress.suspend(|| writeln!(out, "{text}"))?;
+            if self.progress.is_hidden() {
+                writeln!(out, "{text}")?;
+            } else {
+                self.progress
+                    .suspend(|| writeln!(out, "{text}").and_then(|()| out.flush()))?;
+            }
+            printed = true;
         }
-        Ok(())
+        Ok(printed)
     }
 }
 
