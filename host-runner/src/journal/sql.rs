@@ -6,6 +6,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use policy_core::{Outcome, Provider};
 
@@ -534,15 +535,16 @@ fn claim_tasks_in(
     let mut claimed = HashSet::new();
     for chunk in ids.chunks(CLAIM_CHUNK) {
         let width = chunk.len().next_power_of_two();
-
-        let sql = format!(
-            "UPDATE tasks SET claimed_by = $1, lease_until = $3
-             WHERE id IN ({}) AND {PENDING_BY_ID}
-               AND (claimed_by IS NULL OR claimed_by = $1 OR lease_until IS NULL
-                    OR lease_until < $2)
-             RETURNING id",
-            places(4, width)
-        );
+        let sql = text("claim tasks", width, |width| {
+            format!(
+                "UPDATE tasks SET claimed_by = $1, lease_until = $3
+                 WHERE id IN ({}) AND {PENDING_BY_ID}
+                   AND (claimed_by IS NULL OR claimed_by = $1 OR lease_until IS NULL
+                        OR lease_until < $2)
+                 RETURNING id",
+                places(4, width)
+            )
+        });
         let mut args: Vec<V> = vec![owner.into(), now_ms.into(), until_ms.into()];
         let last = chunk.last().copied().unwrap_or_default();
         args.extend((0..width).map(|i| V::Int(chunk.get(i).copied().unwrap_or(last))));
@@ -695,28 +697,28 @@ fn pending_for<'e>(
         .iter()
         .flat_map(|&(provider, subject, ms)| [provider.as_str().into(), subject.into(), ms.into()])
         .collect();
-    let values: Vec<String> = (0..pairs.len())
-        .map(|i| {
-            format!(
-                "(${}, ${}, 'pending', ${2}, ${2})",
-                3 * i + 1,
-                3 * i + 2,
-                3 * i + 3
-            )
-        })
-        .collect();
-    let mut ids: Vec<Option<TaskId>> = vec![None; pairs.len()];
-    let rows = tx.rows(
-        &format!(
+    let sql = text("pending tasks", pairs.len(), |n| {
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "(${}, ${}, 'pending', ${2}, ${2})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect();
+        format!(
             "INSERT INTO tasks (provider, subject, state, created_ms, updated_ms)
                  VALUES {}
                  ON CONFLICT (provider, subject) WHERE state = 'pending'
                      DO UPDATE SET provider = excluded.provider
                  RETURNING provider, subject, id",
             values.join(", ")
-        ),
-        &args,
-    )?;
+        )
+    });
+    let mut ids: Vec<Option<TaskId>> = vec![None; pairs.len()];
+    let rows = tx.rows(&sql, &args)?;
     let got = rows.len();
     for row in rows {
         let (provider, subject) = (row.text(0)?, row.text(1)?);
@@ -751,13 +753,13 @@ fn pending_for<'e>(
         .iter()
         .flat_map(|(event, task)| [V::Int(task.id), (*event).into()])
         .collect();
-    tx.run(
-        &format!(
+    let sql = text("attach tasks", tasks.len(), |n| {
+        format!(
             "INSERT INTO task_events (task_id, event_id) VALUES {} ON CONFLICT DO NOTHING",
-            insert_rows(tasks.len(), 2)
-        ),
-        &args,
-    )?;
+            insert_rows(n, 2)
+        )
+    });
+    tx.run(&sql, &args)?;
     Ok(tasks)
 }
 
@@ -786,9 +788,10 @@ fn counts_of(tx: &mut dyn Tx, sql: &str) -> Result<TaskCounts, JournalError> {
 /// Inserts `n` events ([`event_row`]): a new id is inserted; a dry-run row
 /// is replaced by a real run; any other existing row is left alone, which
 /// makes the event a duplicate. Returns (id, seq) of each inserted.
-fn insert_events_sql(n: usize) -> String {
-    format!(
-        "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
+fn insert_events_sql(n: usize) -> Arc<str> {
+    text("insert events", n, |n| {
+        format!(
+            "INSERT INTO events (id, received_ms, outcome, enforced, dry_run, decision)
          VALUES {}
          ON CONFLICT (id) DO UPDATE SET
              received_ms = excluded.received_ms, outcome = excluded.outcome,
@@ -796,8 +799,9 @@ fn insert_events_sql(n: usize) -> String {
              decision = excluded.decision
          WHERE events.dry_run = 1 AND excluded.dry_run = 0
          RETURNING id, rowid",
-        insert_rows(n, 6)
-    )
+            insert_rows(n, 6)
+        )
+    })
 }
 
 fn event_row(e: &NewEvent<'_>) -> [V; 6] {
@@ -996,18 +1000,34 @@ fn scheduled_among(tx: &mut dyn Tx, devices: &[V]) -> Result<HashSet<String>, Jo
     if devices.is_empty() {
         return Ok(HashSet::new());
     }
-    let list = places(1, devices.len());
-    tx.rows(
-        &format!(
+    let sql = text("scheduled among", devices.len(), |n| {
+        let list = places(1, n);
+        format!(
             "SELECT device_id FROM tasks WHERE state = 'scheduled' AND device_id IN ({list})
              UNION SELECT device_id FROM deliveries
                    WHERE state = 'scheduled' AND device_id IN ({list})"
-        ),
-        devices,
-    )?
-    .iter()
-    .map(|row| row.text(0))
-    .collect()
+        )
+    });
+    tx.rows(&sql, devices)?
+        .iter()
+        .map(|row| row.text(0))
+        .collect()
+}
+
+/// The text of the statement `kind` for `n` rows, built by `build` once per
+/// process and kept: a batched statement's text differs only by how many
+/// rows it takes, and building it (up to thousands of placeholders) cost
+/// more than some statements take to run. `n` is bounded by the batches'
+/// sizes, so few texts are kept.
+fn text(kind: &'static str, n: usize, build: impl FnOnce(usize) -> String) -> Arc<str> {
+    type Texts = HashMap<(&'static str, usize), Arc<str>>;
+    static TEXTS: OnceLock<Mutex<Texts>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(Mutex::default);
+    let mut texts = texts.lock().unwrap_or_else(PoisonError::into_inner);
+    texts
+        .entry((kind, n))
+        .or_insert_with(|| build(n).into())
+        .clone()
 }
 
 /// `$first`, `$first+1`, … `n` of them, comma-separated.
@@ -1102,7 +1122,7 @@ const MAX_ROWS: usize = 256;
 /// [`MAX_ROWS`] a statement; nothing when there are none.
 fn run_rows(
     tx: &mut dyn Tx,
-    sql: fn(usize) -> String,
+    sql: fn(usize) -> Arc<str>,
     width: usize,
     args: &[V],
 ) -> Result<(), JournalError> {
@@ -1137,9 +1157,10 @@ fn upsert_device(
 }
 
 /// Upserts `n` devices' verdicts ([`device_row`]), each only over an older one.
-fn upsert_devices_sql(n: usize) -> String {
-    format!(
-        "INSERT INTO devices
+fn upsert_devices_sql(n: usize) -> Arc<str> {
+    text("upsert devices", n, |n| {
+        format!(
+            "INSERT INTO devices
              (device_id, event_id, seq, time_ms, user_upn, user_email, access, due_ms)
          VALUES {}
          ON CONFLICT (device_id) DO UPDATE SET
@@ -1152,8 +1173,9 @@ fn upsert_devices_sql(n: usize) -> String {
                            ELSE excluded.due_ms
                       END
          WHERE (excluded.time_ms, excluded.seq) > (devices.time_ms, devices.seq)",
-        insert_rows(n, 8)
-    )
+            insert_rows(n, 8)
+        )
+    })
 }
 
 fn device_row(event: &NewEvent<'_>, device: &DeviceFacts<'_>, seq: i64) -> [V; 8] {
@@ -1282,31 +1304,33 @@ fn insert_delivery(
 }
 
 /// Inserts `n` SETs to push now ([`delivery_row`]), each once per receiver and event.
-fn pending_deliveries_sql(n: usize) -> String {
-    format!(
-        "INSERT INTO deliveries (receiver, event_id, jti, user_name, device_id, event_ms,
+fn pending_deliveries_sql(n: usize) -> Arc<str> {
+    text("pending deliveries", n, |n| {
+        format!(
+            "INSERT INTO deliveries (receiver, event_id, jti, user_name, device_id, event_ms,
                                  reason, state, created_ms, updated_ms)
          VALUES {}
          ON CONFLICT (receiver, event_id) DO NOTHING",
-        (0..n)
-            .map(|i| {
-                let p = |k: usize| format!("${}", 8 * i + k);
-                format!(
-                    "({}, {}, {}, {}, {}, {}, {}, 'pending', {}, {})",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4),
-                    p(5),
-                    p(6),
-                    p(7),
-                    p(8),
-                    p(8)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+            (0..n)
+                .map(|i| {
+                    let p = |k: usize| format!("${}", 8 * i + k);
+                    format!(
+                        "({}, {}, {}, {}, {}, {}, {}, 'pending', {}, {})",
+                        p(1),
+                        p(2),
+                        p(3),
+                        p(4),
+                        p(5),
+                        p(6),
+                        p(7),
+                        p(8),
+                        p(8)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 fn delivery_row(event: &NewEvent<'_>, d: &NewDelivery<'_>) -> [V; 8] {
@@ -1454,21 +1478,23 @@ fn settle_chunk(tx: &mut dyn Tx, chunk: &[&(TaskId, Attempt<'_>)]) -> Result<(),
     // A power of two of rows; the unused ones repeat the last (an update
     // applies one matching row per task, and they are alike).
     let width = chunk.len().next_power_of_two();
-    let sql = format!(
-        "UPDATE tasks SET state = v.column2, updated_ms = v.column3, attempts = attempts + 1,
-             last_status = v.column4, last_error_code = v.column5,
-             last_provider_code = v.column6, last_message = v.column7
-         FROM (VALUES {}) AS v
-         WHERE tasks.id = v.column1 AND tasks.id IN ({}) AND {PENDING_BY_ID}
-         RETURNING tasks.id",
-        value_rows(width, &ATTEMPT_TYPES),
-        // The ids again, as a list the primary key serves (the join alone
-        // may be planned as a scan of every task).
-        (0..width)
-            .map(|row| format!("CAST(${} AS BIGINT)", row * ATTEMPT_TYPES.len() + 1))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let sql = text("settle tasks", width, |width| {
+        format!(
+            "UPDATE tasks SET state = v.column2, updated_ms = v.column3, attempts = attempts + 1,
+                 last_status = v.column4, last_error_code = v.column5,
+                 last_provider_code = v.column6, last_message = v.column7
+             FROM (VALUES {}) AS v
+             WHERE tasks.id = v.column1 AND tasks.id IN ({}) AND {PENDING_BY_ID}
+             RETURNING tasks.id",
+            value_rows(width, &ATTEMPT_TYPES),
+            // The ids again, as a list the primary key serves (the join alone
+            // may be planned as a scan of every task).
+            (0..width)
+                .map(|row| format!("CAST(${} AS BIGINT)", row * ATTEMPT_TYPES.len() + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
     let args: Vec<V> = (0..width)
         .filter_map(|i| chunk.get(i).or(chunk.last()))
         .flat_map(|(task, attempt)| attempt_row(*task, attempt, attempt.result.state().as_str()))
@@ -1569,11 +1595,13 @@ fn insert_attempt_rows(
     while !rest.is_empty() {
         let n = (1_usize << rest.len().ilog2()).min(ATTEMPT_CHUNK);
         let (chunk, tail) = rest.split_at(n);
-        let sql = format!(
-            "INSERT INTO attempts ({}) VALUES {}",
-            ATTEMPT_COLUMNS.join(", "),
-            value_rows(n, &ATTEMPT_TYPES)
-        );
+        let sql = text("insert attempts", n, |n| {
+            format!(
+                "INSERT INTO attempts ({}) VALUES {}",
+                ATTEMPT_COLUMNS.join(", "),
+                value_rows(n, &ATTEMPT_TYPES)
+            )
+        });
         let args: Vec<V> = chunk
             .iter()
             .flat_map(|(task, attempt)| attempt_row(*task, attempt, attempt.result.as_str()))
@@ -1689,16 +1717,18 @@ fn keep_body(tx: &mut dyn Tx, event: &NewEvent<'_>) -> Result<(), JournalError> 
     }
 }
 
-fn keep_bodies_sql(n: usize) -> String {
-    format!(
-        "INSERT INTO event_bodies (event_id, device_id, user_upn, user_email, time_ms, body)
+fn keep_bodies_sql(n: usize) -> Arc<str> {
+    text("keep bodies", n, |n| {
+        format!(
+            "INSERT INTO event_bodies (event_id, device_id, user_upn, user_email, time_ms, body)
          VALUES {}
          ON CONFLICT (event_id) DO UPDATE SET
              device_id = excluded.device_id, user_upn = excluded.user_upn,
              user_email = excluded.user_email, time_ms = excluded.time_ms,
              body = excluded.body",
-        insert_rows(n, 6)
-    )
+            insert_rows(n, 6)
+        )
+    })
 }
 
 /// The event's body with its device and user, if it has one.
@@ -1844,6 +1874,21 @@ fn retry_in(tx: &mut dyn Tx, id: TaskId, now_ms: i64) -> Result<Retried, Journal
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_text_is_built_once_per_kind_and_size() {
+        let built = std::cell::Cell::new(0);
+        let build = |n: usize| {
+            built.set(built.get() + 1);
+            insert_rows(n, 2)
+        };
+        let first = text("test rows", 3, build);
+        assert_eq!(&*first, "($1, $2), ($3, $4), ($5, $6)");
+        assert!(Arc::ptr_eq(&first, &text("test rows", 3, build)));
+        assert_eq!(&*text("test rows", 1, build), "($1, $2)");
+        assert_eq!(&*text("other rows", 1, |n| places(1, n)), "$1");
+        assert_eq!(built.get(), 2);
+    }
 
     #[test]
     fn columns_are_read_by_type() {
