@@ -326,6 +326,41 @@ fn permanent_errors_fail_with_the_right_code() {
 }
 
 #[test]
+fn rows_are_printed_while_the_run_goes_on() {
+    // Events from stdin, left open: the run cannot end, so a row reaches
+    // stdout only if the buffered output is flushed on its own.
+    let world = World::new();
+    let mut child = Spawned(
+        world
+            .command(Path::new("-"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.0.stdin.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    writeln!(stdin, "{}", event("evt-1", "alice@example.com")).unwrap();
+    stdin.flush().unwrap();
+    let row = rx
+        .recv_timeout(WAIT)
+        .expect("no row while the input is open");
+    assert!(row.contains("evt-1") && row.contains("revoke"), "{row}");
+    assert!(child.0.try_wait().unwrap().is_none(), "srs run ended early");
+    drop(stdin);
+    assert!(child.wait().success());
+}
+
+#[test]
 fn a_redirect_is_not_followed() {
     let world = World::new();
     // Each points back at the same endpoint: a client following it would

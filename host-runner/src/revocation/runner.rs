@@ -208,8 +208,9 @@ impl Run<'_, '_> {
                         self.settle(ended.task, ended.end?)?;
                     }
                 }
+                // Once nothing more can come, the loop ends and flushes at once.
                 () = tokio::time::sleep_until(rows_due.unwrap_or_else(tokio::time::Instant::now)),
-                    if rows_due.is_some() =>
+                    if rows_due.is_some() && (input_open || !self.running.is_empty()) =>
                 {
                     rows_due = None;
                     self.out.flush()?;
