@@ -588,13 +588,7 @@ async fn revoke(shared: &Shared, request: Request<Incoming>, subject: &str) -> O
     }
     let fault = shared.lock().faults.pop_front();
     if let Some(fault) = fault {
-        if let Fault::Redirect { status } = fault {
-            // Back to the same endpoint: a client that follows it calls again.
-            return Reply::raw(status, "text/plain", "")
-                .header(header::LOCATION, parts.uri.path())
-                .into();
-        }
-        return revoke_fault(shared, fault, subject).await;
+        return revoke_fault(shared, fault, subject, parts.uri.path()).await;
     }
     let authorization = parts
         .headers
@@ -647,7 +641,8 @@ async fn apply_unless_stalled(shared: &Shared, subject: Option<&str>) -> bool {
     false
 }
 
-async fn revoke_fault(shared: &Shared, fault: Fault, subject: &str) -> Outcome {
+/// The answer of the revoke endpoint at `path` for `subject` to `fault`.
+async fn revoke_fault(shared: &Shared, fault: Fault, subject: &str, path: &str) -> Outcome {
     let dialect = &*shared.dialect;
     let (error, retry_after) = match fault {
         Fault::TooManyRequests { retry_after } => (ApiError::TooManyRequests, retry_after),
@@ -666,7 +661,13 @@ async fn revoke_fault(shared: &Shared, fault: Fault, subject: &str) -> Outcome {
         }
         Fault::Reset => return Outcome::Reset,
         Fault::Status(status) => (ApiError::for_status(status, subject), None),
-        Fault::ExpiresIn(_) | Fault::Redirect { .. } => (ApiError::Unavailable, None),
+        Fault::ExpiresIn(_) => (ApiError::Unavailable, None),
+        // Back to the same endpoint: a client that follows it calls again.
+        Fault::Redirect { status } => {
+            return Reply::raw(status, "text/plain", "")
+                .header(header::LOCATION, path)
+                .into();
+        }
         Fault::Body {
             status,
             content_type,
