@@ -62,7 +62,8 @@ pub(super) fn run(
         resume,
     };
     // Buffered: the run writes its rows out in bursts (at most 50 ms late).
-    let out = Box::new(std::io::BufWriter::new(std::io::stdout().lock()));
+    // Not locked for the whole run: stdout is taken for each burst only.
+    let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
     let summary = revocation::run(&mut worker, journal, clients, options, input, out)?;
     println!("{summary}");
     Ok(exit(summary.needs_attention()))
