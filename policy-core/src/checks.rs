@@ -136,7 +136,7 @@ fn total_actions(total: usize, path: &Path<'_>, sink: &mut Sink, lists: &str) {
 
 /// A required string that must say something.
 pub fn not_blank(value: &str, path: &Path<'_>, sink: &mut Sink, what: &str) {
-    if value.trim().is_empty() {
+    if is_blank(value) {
         sink.error(
             ErrorCode::InvalidValue,
             path,
@@ -144,6 +144,15 @@ pub fn not_blank(value: &str, path: &Path<'_>, sink: &mut Sink, what: &str) {
         );
     } else {
         too_long(value, path, sink);
+    }
+}
+
+/// Only whitespace (`str::trim` would leave nothing): a string starting
+/// with an ASCII byte above the space is known not to be at once.
+fn is_blank(value: &str) -> bool {
+    match value.as_bytes().first() {
+        Some(b) if b.is_ascii() && *b > b' ' => false,
+        _ => value.trim_start().is_empty(),
     }
 }
 
@@ -277,6 +286,26 @@ fn no_duplicates<T: PartialEq + Display>(items: &[T], path: &Path<'_>, sink: &mu
                 &path.index(i),
                 format!("`{item}` is listed twice"),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_blank;
+    use proptest::prelude::*;
+
+    #[test]
+    fn blank_is_what_trim_leaves_nothing_of() {
+        for s in ["", " ", "\t\n\r", "\u{85}", "\u{a0}x", " x", "x ", "\u{3000}", "\u{1f}"] {
+            assert_eq!(is_blank(s), s.trim().is_empty(), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn blank_agrees_with_trim(s in "[ \\t\\n\\x0b\\x0c\\r\\x1c-\\x1f\\u{85}\\u{a0}\\u{2000}\\u{3000}a-z!~\\u{e9}]{0,6}") {
+            prop_assert_eq!(is_blank(&s), s.trim().is_empty());
         }
     }
 }

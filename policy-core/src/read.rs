@@ -692,7 +692,7 @@ mod plain {
     /// limit, so the depth is not counted here.
     fn object<'t>(
         r: &mut Reader<'t>,
-        keys: &[&str],
+        keys: &[Key],
         field: &mut dyn FnMut(&mut Reader<'t>, usize) -> R<()>,
     ) -> R<()> {
         r.eat(b'{')?;
@@ -710,25 +710,59 @@ mod plain {
         }
     }
 
-    /// A key, as its index in `keys`. It is compared with each name as
-    /// bytes, not scanned for its end: any other key is not the common case,
-    /// nor is one spelt with an escape (it matches no name).
-    fn key(r: &mut Reader<'_>, keys: &[&str]) -> R<usize> {
+    /// A key the common case knows, closing quote included, as the first
+    /// 16 bytes of the text it matches: a key is one masked 128-bit compare
+    /// with each name, not a scan for its end and a `memcmp` (in the module,
+    /// a call to a byte loop). A name is at most 15 bytes.
+    pub(super) struct Key {
+        bytes: u128,
+        mask: u128,
+        len: usize,
+    }
+
+    impl Key {
+        pub(super) const fn new(name: &str) -> Self {
+            assert!(name.len() < 16, "a key is compared as 16 bytes");
+            let (mut bytes, mut mask, mut shift) = (0, 0, 0);
+            let mut rest = name.as_bytes();
+            while let [b, tail @ ..] = rest {
+                bytes |= (*b as u128) << shift;
+                mask |= 0xff << shift;
+                shift += 8;
+                rest = tail;
+            }
+            Self {
+                bytes: bytes | (b'"' as u128) << shift,
+                mask: mask | 0xff << shift,
+                len: name.len() + 1,
+            }
+        }
+    }
+
+    /// A key (after its opening quote), as its index in `keys`. Any other
+    /// key is not the common case, nor is one spelt with an escape (it
+    /// matches no name).
+    fn key(r: &mut Reader<'_>, keys: &[Key]) -> R<usize> {
         r.eat(b'"')?;
         let rest = r.text.as_bytes().get(r.pos..).unwrap_or_default();
-        // The names of an object's keys start with different letters.
-        let first = rest.first().ok_or(Fallback)?;
-        let (i, name) = keys
+        let head = match rest.first_chunk::<16>() {
+            Some(head) => *head,
+            None => {
+                // Near the end of the text: the bytes after it are zeros,
+                // which no name has.
+                let mut head = [0; 16];
+                head.iter_mut().zip(rest).for_each(|(to, b)| *to = *b);
+                head
+            }
+        };
+        let head = u128::from_le_bytes(head);
+        let (i, key) = keys
             .iter()
             .enumerate()
-            .find(|(_, name)| name.as_bytes().first() == Some(first))
+            .find(|(_, key)| (head ^ key.bytes) & key.mask == 0)
             .ok_or(Fallback)?;
-        let name = name.as_bytes();
-        if rest.get(..name.len()) == Some(name) && rest.get(name.len()) == Some(&b'"') {
-            r.pos += name.len() + 1;
-            return Ok(i);
-        }
-        Err(Fallback)
+        r.pos += key.len;
+        Ok(i)
     }
 
     /// After an item: `,` (false) or the closing `close` (true).
@@ -770,8 +804,14 @@ mod plain {
     pub(super) fn event<'t>(r: &mut Reader<'t>) -> R<PlainEvent<'t>> {
         let (mut id, mut time, mut device, mut user, mut compliance) =
             (None, None, None, None, None);
-        let keys = ["id", "time", "device", "user", "compliance"];
-        object(r, &keys, &mut |r, key| match key {
+        const KEYS: [Key; 5] = [
+            Key::new("id"),
+            Key::new("time"),
+            Key::new("device"),
+            Key::new("user"),
+            Key::new("compliance"),
+        ];
+        object(r, &KEYS, &mut |r, key| match key {
             0 => once(&mut id, string(r)?),
             1 => once(&mut time, nullable(r, string)?),
             2 => once(&mut device, self::device(r)?),
@@ -791,7 +831,8 @@ mod plain {
 
     fn device<'t>(r: &mut Reader<'t>) -> R<Device<'t>> {
         let (mut id, mut state, mut platform) = (None, None, None);
-        object(r, &["id", "state", "platform"], &mut |r, key| match key {
+        const KEYS: [Key; 3] = [Key::new("id"), Key::new("state"), Key::new("platform")];
+        object(r, &KEYS, &mut |r, key| match key {
             0 => once(&mut id, string(r)?),
             1 => once(&mut state, string(r)?.parse().map_err(|_| Fallback)?),
             _ => once(&mut platform, nullable(r, string)?),
@@ -805,7 +846,8 @@ mod plain {
 
     fn user<'t>(r: &mut Reader<'t>) -> R<User<'t>> {
         let (mut upn, mut email) = (None, None);
-        object(r, &["upn", "email"], &mut |r, key| match key {
+        const KEYS: [Key; 2] = [Key::new("upn"), Key::new("email")];
+        object(r, &KEYS, &mut |r, key| match key {
             0 => once(&mut upn, nullable(r, string)?),
             _ => once(&mut email, nullable(r, string)?),
         })?;
@@ -817,7 +859,8 @@ mod plain {
 
     fn compliance<'t>(r: &mut Reader<'t>) -> R<(bool, Vec<ViolationRef<'t>>)> {
         let (mut compliant, mut violations) = (None, None);
-        object(r, &["compliant", "violations"], &mut |r, key| match key {
+        const KEYS: [Key; 2] = [Key::new("compliant"), Key::new("violations")];
+        object(r, &KEYS, &mut |r, key| match key {
             0 => once(&mut compliant, r.boolean()?),
             _ => once(&mut violations, nullable(r, |r| array(r, violation))?),
         })?;
@@ -829,7 +872,8 @@ mod plain {
 
     fn violation<'t>(r: &mut Reader<'t>) -> R<ViolationRef<'t>> {
         let (mut policy, mut actions) = (None, None);
-        object(r, &["policy", "actions"], &mut |r, key| match key {
+        const KEYS: [Key; 2] = [Key::new("policy"), Key::new("actions")];
+        object(r, &KEYS, &mut |r, key| match key {
             0 => once(&mut policy, string(r)?),
             _ => once(&mut actions, nullable(r, |r| array(r, action))?),
         })?;
@@ -843,15 +887,17 @@ mod plain {
         if r.kind()? == Kind::String {
             return owned(r).map(Action::Name);
         }
+        const KEYS: [Key; 4] = [
+            Key::new("alert"),
+            Key::new("block"),
+            Key::new("quarantine"),
+            Key::new("wipe"),
+        ];
         let mut flags: [Option<Option<bool>>; 4] = [None; 4];
-        object(
-            r,
-            &["alert", "block", "quarantine", "wipe"],
-            &mut |r, at| {
-                let flag = nullable(r, Reader::boolean)?;
-                once(flags.get_mut(at).ok_or(Fallback)?, flag)
-            },
-        )?;
+        object(r, &KEYS, &mut |r, at| {
+            let flag = nullable(r, Reader::boolean)?;
+            once(flags.get_mut(at).ok_or(Fallback)?, flag)
+        })?;
         let [alert, block, quarantine, wipe] = flags.map(|f| f.flatten().unwrap_or(false));
         Ok(Action::Tier(Tier {
             alert,
@@ -1196,5 +1242,19 @@ mod tests {
             1,
         );
         assert_eq!(plain_event(flag.as_bytes()), None, "{flag}");
+        // Keys within 16 bytes of the end of the text (compared padded).
+        let late = r#"{"id":"e","device":{"id":"d","state":"active"},"compliance":{"compliant":true},"user":{"upn":"u"}}"#;
+        assert_eq!(
+            plain_event(late.as_bytes()).map(|e| e.user.upn),
+            Some(Some("u"))
+        );
+        for cut in 0..late.len() {
+            let head = late.get(..cut).unwrap_or_default();
+            assert_eq!(plain_event(head.as_bytes()), None, "{head}");
+        }
+        for key in [r#""up""#, r#""upnx""#, r#""UPN""#] {
+            let changed = late.replacen(r#""upn""#, key, 1);
+            assert_eq!(plain_event(changed.as_bytes()), None, "{changed}");
+        }
     }
 }
