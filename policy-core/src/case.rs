@@ -18,16 +18,24 @@ pub fn push_lower(out: &mut String, c: char) {
 
 /// Whether `s` lowercased is `lower`, itself a [`lowercase`]: as
 /// `lowercase(s) == lower`, without building the lowercase of an ASCII `s`.
-/// Its lowercase is its ASCII lowercase, and `lower` has no ASCII capital
-/// (no char lowercases to one), so ignoring ASCII case is the same test.
+/// As far as `s` is ASCII its lowercase is its ASCII lowercase, byte for
+/// byte, and `lower` has no ASCII capital (no char lowercases to one): the
+/// first ASCII byte that differs, or either string ending first (no char
+/// lowercases to nothing), answers no, most often at the first byte. From
+/// the first other char on, `s` is lowercased whole.
 /// Not inlined: inlined, it made the core module ~1 KB larger.
 #[inline(never)]
 pub fn lowercases_to(s: &str, lower: &str) -> bool {
-    if s.is_ascii() {
-        s.eq_ignore_ascii_case(lower)
-    } else {
-        lowercase(s) == lower
+    let want = lower.as_bytes();
+    for (i, b) in s.bytes().enumerate() {
+        if !b.is_ascii() {
+            return lowercase(s) == lower;
+        }
+        if want.get(i) != Some(&b.to_ascii_lowercase()) {
+            return false;
+        }
     }
+    s.len() == lower.len()
 }
 
 /// As `s.to_lowercase()`.

@@ -297,7 +297,9 @@ mod tests {
 
     #[test]
     fn blank_is_what_trim_leaves_nothing_of() {
-        for s in ["", " ", "\t\n\r", "\u{85}", "\u{a0}x", " x", "x ", "\u{3000}", "\u{1f}"] {
+        for s in [
+            "", " ", "\t\n\r", "\u{85}", "\u{a0}x", " x", "x ", "\u{3000}", "\u{1f}",
+        ] {
             assert_eq!(is_blank(s), s.trim().is_empty(), "{s:?}");
         }
     }
