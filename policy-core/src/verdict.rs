@@ -5,7 +5,7 @@
 //! JSON directly ([`write::success`](crate::write::success)), with no tree
 //! of owned strings in between. Both take every word from here.
 
-use std::fmt::Write as _;
+use crate::write::push_u32;
 
 use crate::answer::{Access, Decision, Matched, Outcome, Reason, Revocation, Rule, Scheduled};
 use crate::model::{Action, ActionClass, Deployment, DeviceState, EventRef, Provider};
@@ -132,9 +132,7 @@ impl<'a> Message<'a> {
                 let mut out = String::with_capacity(128);
                 self.pieces(|piece| match piece {
                     Piece::Fixed(text) | Piece::Given(text) => out.push_str(text),
-                    Piece::Count(n) => {
-                        let _ = write!(out, "{n}");
-                    }
+                    Piece::Count(n) => push_u32(&mut out, n),
                 });
                 out
             }

@@ -4,8 +4,6 @@
 //! serializer's generic machinery. Tests compare the two on every answer the
 //! conformance vectors and the reader's differential tests make.
 
-use std::fmt::Write as _;
-
 use crate::answer::{
     Access, Answer, Decision, Diagnostic, Matched, Outcome, PolicySummary, Reason, Revocation,
 };
@@ -92,6 +90,27 @@ pub fn string_stop(bytes: &[u8]) -> Option<usize> {
         .map(|i| at + i)
 }
 
+/// `n` in decimal, as `write!(out, "{n}")` writes it, without going
+/// through `core::fmt` (a `dyn Write` and its padding logic).
+pub fn push_u32(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut rest = n;
+    let mut len = 0;
+    for slot in digits.iter_mut().rev() {
+        // A digit: below 10.
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        len += 1;
+        if rest == 0 {
+            break;
+        }
+    }
+    let start = digits.len() - len;
+    for &d in digits.get(start..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
+}
+
 /// A JSON string as serde_json writes it: `"` and `\` escaped, the
 /// control characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
 pub fn quoted(out: &mut String, s: &str) {
@@ -173,7 +192,7 @@ impl Writer {
     }
 
     fn u32(&mut self, n: u32) {
-        let _ = write!(self.0, "{n}");
+        push_u32(&mut self.0, n);
     }
 
     fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
@@ -586,6 +605,13 @@ mod tests {
             let mut out = String::new();
             quoted(&mut out, &s);
             prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn push_u32_writes_what_fmt_writes(n in any::<u32>()) {
+            let mut out = String::from("x");
+            push_u32(&mut out, n);
+            prop_assert_eq!(out, format!("x{n}"));
         }
 
         #[test]
