@@ -158,10 +158,12 @@ impl<'t> Reader<'t> {
         }
     }
 
-    fn literal(&mut self, word: &str) -> R<()> {
-        let end = self.pos + word.len();
-        if self.text.as_bytes().get(self.pos..end) == Some(word.as_bytes()) {
-            self.pos = end;
+    /// `word` is next: compared as a fixed-size array, which the compiler
+    /// checks with a word or two, not a call to `memcmp`.
+    fn literal<const N: usize>(&mut self, word: &[u8; N]) -> R<()> {
+        let next = self.text.as_bytes().get(self.pos..);
+        if next.and_then(<[u8]>::first_chunk::<N>) == Some(word) {
+            self.pos += N;
             Ok(())
         } else {
             Err(Fallback)
@@ -170,8 +172,8 @@ impl<'t> Reader<'t> {
 
     fn boolean(&mut self) -> R<bool> {
         match self.peek() {
-            Some(b't') => self.literal("true").map(|()| true),
-            Some(b'f') => self.literal("false").map(|()| false),
+            Some(b't') => self.literal(b"true").map(|()| true),
+            Some(b'f') => self.literal(b"false").map(|()| false),
             _ => Err(Fallback),
         }
     }
@@ -319,7 +321,7 @@ impl<'t> Reader<'t> {
     fn skip(&mut self) -> R<Kind> {
         let kind = self.kind()?;
         match kind {
-            Kind::Null => self.literal("null")?,
+            Kind::Null => self.literal(b"null")?,
             Kind::Bool => drop(self.boolean()?),
             Kind::Number => drop(self.number()?),
             Kind::String => drop(self.string()?),
@@ -413,7 +415,7 @@ fn nullable<'t, T>(
 ) -> impl FnOnce(&mut Reader<'t>, &Path<'_>, &mut Sink) -> R<Option<Option<T>>> {
     move |r, path, sink| {
         if r.kind()? == Kind::Null {
-            r.literal("null")?;
+            r.literal(b"null")?;
             return Ok(Some(None));
         }
         Ok(parse(r, path, sink)?.map(Some))
@@ -676,8 +678,9 @@ mod plain {
         r: &mut Reader<'t>,
         read: impl FnOnce(&mut Reader<'t>) -> R<T>,
     ) -> R<Option<T>> {
-        if r.kind()? == Kind::Null {
-            r.literal("null")?;
+        // `read` refuses what is neither `null` nor what it reads.
+        if r.peek() == Some(b'n') {
+            r.literal(b"null")?;
             return Ok(None);
         }
         read(r).map(Some)
